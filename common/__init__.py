@@ -1,0 +1,1 @@
+"""Pieces every stage shares: the optimized-BLAS loader and the classifier contract."""

@@ -1,0 +1,77 @@
+"""Load an optimized BLAS before MLX is imported, so MLX's CPU matmuls use it.
+
+The mlx-cpu wheel for Linux bundles the reference netlib BLAS (~6 GFLOP/s). Loading OpenBLAS or MKL into the
+global symbol scope first makes MLX resolve `cblas_sgemm` & co. to the fast library (~300 GFLOP/s).
+
+    from common.blas import ensure_fast_blas
+    ensure_fast_blas()      # before `import mlx.core`
+
+Set PSC_BLAS=off to skip it (benchmarks use this for the stock baseline), or PSC_BLAS=/path/lib.so to choose.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "install an optimized BLAS for ~50x faster MLX on the CPU: "
+    "`sudo apt-get install libopenblas0-pthread` (Debian/Ubuntu) or `pip install mkl`"
+)
+
+_loaded: str | None = None
+_done = False
+
+
+def candidate_paths() -> list[str]:
+    """Paths of optimized BLAS libraries to try, best first."""
+    found: list[str] = []
+    mkl = sorted(glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*")))
+    found.extend(mkl)
+    for name in ("openblas", "openblasp", "openblas64_"):
+        path = ctypes.util.find_library(name)
+        if path:
+            found.append(path)
+    found.extend(sorted(glob.glob("/usr/lib/*-linux-gnu/openblas-pthread/libopenblas.so*")))
+    found.extend(sorted(glob.glob("/usr/lib/*-linux-gnu/libopenblas.so*")))
+    return list(dict.fromkeys(found))
+
+
+def ensure_fast_blas(quiet: bool = False) -> str | None:
+    """Load the best BLAS found into the global scope once; return its path (None when none or not Linux)."""
+    global _loaded, _done
+    if _done:
+        return _loaded
+    _done = True
+    if not sys.platform.startswith("linux"):
+        return None  # macOS: MLX uses Metal/Accelerate already
+    if "mlx.core" in sys.modules:
+        _say(quiet, "warning: mlx was imported before the BLAS fix; MLX may use the slow reference BLAS")
+    choice = os.environ.get("PSC_BLAS", "")
+    if choice == "off":
+        _say(quiet, "blas: optimized BLAS disabled (PSC_BLAS=off); MLX uses its bundled reference BLAS")
+        return None
+    paths = [choice] if choice else candidate_paths()
+    for path in paths:
+        try:
+            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        _loaded = path
+        _say(quiet, f"blas: using {Path(path).name} ({path})")
+        return path
+    _say(quiet, f"warning: no optimized BLAS found; MLX will be slow on this CPU. To fix: {INSTALL_HINT}")
+    return None
+
+
+def _say(quiet: bool, message: str) -> None:
+    # Printed rather than logged: entry points call this before logging is configured, and it must show once.
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""evalharness: lm-eval task for the safety test set and a standalone metrics report."""

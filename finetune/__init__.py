@@ -1,0 +1,1 @@
+"""finetune: base-model acquisition, LoRA training, fuse and GGUF export on mlx-lm."""

