@@ -1,7 +1,7 @@
 """Stage configs: frozen dataclasses resolved as CLI > YAML/JSON file > defaults, unknown keys rejected.
 
-    config = resolve_config(TrainConfig, args.config, {"iters": args.iters})
-    write_config(config, out_dir / "train_config.json")
+config = resolve_config(TrainConfig, args.config, {"iters": args.iters})
+write_config(config, out_dir / "train_config.json")
 """
 
 from __future__ import annotations
@@ -41,7 +41,11 @@ def resolve_config(cls, path: str | Path | None = None, overrides: dict | None =
 
 def _coerce(hint, value, key: str):
     """Turn file values into the field's type (paths, tuples); leave the rest to the dataclass."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
+    options = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        else (hint,)
+    )
     if value is None:
         return None
     if Path in options and isinstance(value, str):

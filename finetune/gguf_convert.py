@@ -114,7 +114,10 @@ def write_tokenizer(meta: dict, out: Path) -> None:
     types = meta["tokenizer.ggml.token_type"].tolist()
     tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, fuse_unk=False))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
     )
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
@@ -139,5 +142,7 @@ def write_tokenizer(meta: dict, out: Path) -> None:
         "chat_template": _scalar(meta, "tokenizer.chat_template"),
     }
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    special_map = {k: config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token", "additional_special_tokens")}
+    special_map = {
+        k: config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token", "additional_special_tokens")
+    }
     (out / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2, ensure_ascii=False) + "\n")
