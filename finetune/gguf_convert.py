@@ -106,8 +106,7 @@ def llama_config(meta: dict) -> dict:
 
 def write_tokenizer(meta: dict, out: Path) -> None:
     """tokenizer.json (byte-level BPE), tokenizer_config.json with the chat template, special_tokens_map.json."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from tokenizers import AddedToken
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
     tokens = list(meta["tokenizer.ggml.tokens"])
     merges = [tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
