@@ -30,6 +30,9 @@ if [ "$(uname -s)" = "Linux" ]; then
   fi
 fi
 
+# The embedded base model (idempotent): serve works right after set-up with the shipped adapter.
+.venv/bin/python -m finetune model >&2
+
 case "$what" in
   all) exec .venv/bin/invoke all ;;
   test)
