@@ -93,9 +93,10 @@ def export_gguf(c, model="model/fused", out="model/gguf"):
         "adapters": "adapter directory (with a base model)",
         "data": "labelled JSONL/Parquet/CSV (default: data/processed/test.parquet)",
         "name": "report name under output/eval/",
+        "check_lm_eval": "also run the lm-eval task and require the same accuracy as serve",
     }
 )
-def eval(c, model="model/fused", adapters=None, data=None, name=None):
+def eval(c, model="model/fused", adapters=None, data=None, name=None, check_lm_eval=False):
     """Classify a labelled set with serve and write metrics, predictions, report and plots to output/eval/<name>/."""
     c.run(
         f"{PY} -m evalharness eval"
@@ -103,6 +104,7 @@ def eval(c, model="model/fused", adapters=None, data=None, name=None):
         + _opt("--adapters", adapters)
         + _opt("--data", data)
         + _opt("--name", name)
+        + _opt("--check-lm-eval", check_lm_eval)
     )
 
 
@@ -113,9 +115,10 @@ def eval(c, model="model/fused", adapters=None, data=None, name=None):
         "adapters": "adapter directory (with a base model)",
         "data": "labelled JSONL/Parquet/CSV (default: data/processed/test.parquet)",
         "limit": "evaluate only the first N rows",
+        "contract": "directory holding contract.json (for a bare base model, e.g. data/processed)",
     },
 )
-def lm_eval(c, model="model/fused", adapters=None, data=None, limit=None):
+def lm_eval(c, model="model/fused", adapters=None, data=None, limit=None, contract=None):
     """Run the `prompt_safety` lm-eval task on a model with the MLX backend; results in output/lm-eval/."""
     c.run(
         f"{PY} -m evalharness lm-eval"
@@ -123,6 +126,7 @@ def lm_eval(c, model="model/fused", adapters=None, data=None, limit=None):
         + _opt("--adapters", adapters)
         + _opt("--data", data)
         + _opt("--limit", limit)
+        + _opt("--contract", contract)
     )
 
 

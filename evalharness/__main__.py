@@ -1,0 +1,66 @@
+"""Evaluate a classifier: serve + metrics + report, or the prompt_safety lm-eval task, or both side by side.
+
+python -m evalharness eval --model model/fused [--adapters DIR] [--data FILE] [--name NAME]
+python -m evalharness lm-eval --model model/fused [--adapters DIR] [--data FILE] [--limit N]
+python -m evalharness check --model model/fused [--data FILE] [--limit N]   # lm-eval acc == serve acc @0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from common.cli import run_cli
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="mlx-lm model dir (fused model, or base with --adapters)")
+    parser.add_argument("--adapters", help="LoRA adapters dir (with contract.json)")
+    parser.add_argument("--contract", help="dir with contract.json or manifest.json when the model dir has none")
+    parser.add_argument("--data", help="labelled JSONL/Parquet/CSV (default data/processed/test.parquet)")
+    parser.add_argument("--name", help="output folder name (default <model>[+<adapters>]__<data stem>)")
+    parser.add_argument("--limit", type=int, help="only the first N rows")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evalharness", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("eval", help="serve over the data, metrics, report -> output/eval/<name>/")
+    _common(ev)
+    ev.add_argument("--threshold", type=float, default=0.5, help="predict unsafe when score >= this")
+    ev.add_argument("--target-fpr", type=float, default=0.01, help="report the threshold meeting this FPR")
+    ev.add_argument("--batch-size", type=int, help="passed to serve as --batch-size")
+    ev.add_argument("--check-lm-eval", action="store_true", help="also run lm-eval and compare accuracies")
+    lm = sub.add_parser("lm-eval", help="the prompt_safety lm-eval task -> output/lm-eval/<name>/")
+    _common(lm)
+    lm.add_argument("--batch-size", type=int, default=8, help="lm-eval batch size")
+    ck = sub.add_parser("check", help="lm-eval accuracy must equal serve's accuracy at threshold 0.5 (exit 1 if not)")
+    _common(ck)
+    args = parser.parse_args(argv)
+    return run_cli(lambda: _run(args))
+
+
+def _run(args) -> int:
+    if args.command == "lm-eval":
+        from evalharness.lm_eval_run import LmEvalRun, run_lm_eval
+
+        run = LmEvalRun(args.model, args.adapters, args.contract, args.data, args.limit, args.batch_size, args.name)
+        summary = run_lm_eval(run)
+        print(json.dumps(summary))
+        return 0
+    from evalharness.evaluate import EvalRun, check_against_lm_eval, run_eval
+
+    run = EvalRun(args.model, args.adapters, args.contract, args.data, args.name, args.limit)
+    if args.command == "check":
+        return 0 if check_against_lm_eval(run)["equal"] else 1
+    run = EvalRun(
+        args.model, args.adapters, args.contract, args.data, args.name, args.limit,
+        threshold=args.threshold, target_fpr=args.target_fpr, batch_size=args.batch_size,
+        check_lm_eval=args.check_lm_eval,
+    )  # fmt: skip
+    run_eval(run)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
