@@ -19,7 +19,9 @@ PARTS = {
     "prep": "prep.bench",
     "train": "finetune.bench",
     "serve": "serve.bench",
+    "gguf": "finetune.gguf_check",  # needs the gguf-check extra (llama-cpp-python); not in the default parts
 }
+DEFAULT_PARTS = ("blas", "prep", "train", "serve")
 
 
 def run_parts(parts: list[str], out: Path, extra: list[str]) -> int:
@@ -62,7 +64,7 @@ def write_result(out: Path, part: str, result: dict, markdown: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m common.bench", description="Run benchmark parts.")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}")
+    parser.add_argument("--parts", default=",".join(DEFAULT_PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}")
     parser.add_argument("--out", type=Path, default=Path("output/bench"), help="output directory")
     parser.add_argument("--quick", action="store_true", help="smaller inputs, for a fast check")
     args = parser.parse_args(argv)
