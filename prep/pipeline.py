@@ -54,7 +54,7 @@ def open_source(spec: str, config: PrepConfig, drops: Counter) -> Iterator[Row]:
         caps = None
         if config.caps:  # on top of the sources' defaults
             caps = {**DEFAULT_CAPS, **{k: _cap(k, v) for k, v in parse_pairs(config.caps, "--caps").items()}}
-        return read_builtin(Path(config.cache) / "wheels", drops, config.seed, caps)
+        return read_builtin(Path(config.cache) / "wheels", drops, config.seed, caps, max_chars=config.max_chars)
     return read_source(spec, config, drops)
 
 

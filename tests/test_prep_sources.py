@@ -105,13 +105,14 @@ def pyrit_wheel(tmp_path: Path) -> Path:
             d
             + "jailbreak/templates/multi_parameter/two.yaml": "parameters: [prompt, examples]\nvalue: '{{ examples }} {{ prompt }}'\n",
             d + "jailbreak/templates/noslot.yaml": "value: 'Just a persona without a slot'\n",
+            d + "jailbreak/templates/long.yaml": "value: '" + "You are LongBot. " * 20 + "{{ prompt }}'\n",
         },
     )
 
 
 def test_pyrit_reader_wrappers_and_reservation(tmp_path):
     wheel = pyrit_wheel(tmp_path)
-    config = SourceConfig(seed=3, wrap_fraction=0.5, wrappers_per_template=2)
+    config = SourceConfig(seed=3, wrap_fraction=0.5, wrappers_per_template=2, max_chars=200)
     drops: Counter = Counter()
     rows = list(read_pyrit(wheel, drops, config))
     wrappers = [r for r in rows if r.source == "pyrit/jailbreak_wrapper"]
@@ -125,6 +126,8 @@ def test_pyrit_reader_wrappers_and_reservation(tmp_path):
         assert any(t in r.text for t in reserved)
     assert drops["pyrit/jailbreak_wrapper:extra_parameters"] == 1
     assert drops["pyrit/jailbreak_wrapper:no_prompt_slot"] == 1
+    assert drops["pyrit/jailbreak_wrapper:too_long_template"] == 1  # 340 chars before the request: never filled
+    assert all(len(r.text) <= 200 for r in wrappers)
     assert drops["pyrit/many_shot:copyright"] == 1
     assert drops["pyrit/airt:benign_seed(relabelled)"] == 1
     airt = {r.text: r.label for r in rows if r.source == "pyrit/airt"}

@@ -57,9 +57,9 @@ SOURCES: dict[str, Source] = {
 # Per source tag caps (seeded sample) so no single source dominates; measured counts in the module README text.
 DEFAULT_CAPS: dict[str, int] = {
     "evals": 4600,
-    "chitchat": 2500,
-    "inspect/persistbench": 400,
-    "inspect/freshqa": 400,
+    "chitchat": 2650,
+    "inspect/persistbench": 500,
+    "inspect/freshqa": 600,
 }
 DEFAULT_BUILTIN_DIR = Path("data/builtin")
 
@@ -72,9 +72,14 @@ def read_builtin(
     builtin_dir: str | Path = DEFAULT_BUILTIN_DIR,
     names: list[str] | None = None,
     config: SourceConfig | None = None,
+    max_chars: int | None = None,
 ) -> Iterator[Row]:
-    """All builtin sources (fetching missing wheels into `cache_dir`), capped per source tag; drops counted."""
+    """All builtin sources (fetching missing wheels into `cache_dir`), capped per source tag; drops counted.
+
+    `max_chars` is the pipeline's length policy (None: the SourceConfig's); generated texts are made to fit it."""
     config = replace(config or SourceConfig(), seed=seed, caps=DEFAULT_CAPS if caps is None else caps)
+    if max_chars is not None:
+        config = replace(config, max_chars=max_chars)
     names = list(SOURCES) if names is None else names
     unknown = [n for n in names if n not in SOURCES]
     if unknown:

@@ -20,8 +20,11 @@ class SourceConfig:
     seed: int = 0
     # Fraction of harmful requests (AdvBench + HarmBench) held back from plain use and only shown inside
     # jailbreak wrappers, so no wrapped request is also a plain row.
-    wrap_fraction: float = 0.3
-    wrappers_per_template: int = 5  # each pyrit template yields this many filled variants (one group)
+    wrap_fraction: float = 0.15
+    wrappers_per_template: int = 8  # each pyrit template yields this many filled variants (one group)
+    # The pipeline's length policy (PrepConfig.max_chars): wrappers are only filled where the text fits, so no
+    # generated text is dropped later as too long.
+    max_chars: int = 2048
     evals_per_folder: int = 40  # user messages sampled per evals/registry/data/<folder>
     evals_lines_per_file: int = 300  # lines read from the head of each evals file (bounded time)
     # Max rows per source tag after the readers' own rules (seeded sample); absent tag = no cap.

