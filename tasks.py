@@ -7,6 +7,7 @@ invoke all            # model -> prep -> train -> fuse -> eval -> lm-eval on the
 from __future__ import annotations
 
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -133,21 +134,25 @@ def lm_eval(c, model="model/fused", adapters=None, data=None, limit=None, contra
 @task(
     help={
         "model": "fused model dir (default: model/fused, else model/base + model/adapters)",
-        "adapters": "adapter directory (with a base model)",
-        "threshold": "P(unsafe) at or above which a text is unsafe",
+        "adapters": "adapter directory (holds contract.json; with a base model)",
+        "input": "auto (per line), jsonl or text",
         "output": "jsonl (default) or text",
+        "threshold": "P(unsafe) at or above which a text is unsafe",
+        "batch_size": "most texts per forward pass",
     }
 )
-def serve(c, model=None, adapters=None, threshold=None, output=None):
-    """Classify texts from stdin (JSONL or plain lines), one JSON result per line on stdout."""
-    c.run(
-        f"{PY} -m serve"
-        + _opt("--model", model)
+def serve(c, model=None, adapters=None, input=None, output=None, threshold=None, batch_size=None):
+    """Classify texts from stdin (JSONL or plain lines), one JSON result per line on stdout; a prompt on a terminal."""
+    args = (
+        _opt("--model", model)
         + _opt("--adapters", adapters)
+        + _opt("--input", input)
+        + _opt("--output", output)
         + _opt("--threshold", threshold)
-        + _opt("--output", output),
-        pty=sys.stdin.isatty(),
+        + _opt("--batch-size", batch_size)
     )
+    # Inherit stdin/stdout byte-exact: invoke's stream mirroring would decode text and hide the terminal.
+    sys.exit(subprocess.call([sys.executable, "-m", "serve", *shlex.split(args)]))
 
 
 @task(help={"parts": "comma-separated: blas, prep, train, serve", "quick": "smaller inputs for a fast check"})

@@ -1,0 +1,188 @@
+"""Score texts safe/unsafe with one forward pass each: the label-word logits where the assistant's answer begins.
+
+    from serve.classifier import Classifier
+    clf = Classifier("model/fused")                      # or Classifier("model/base", adapters="model/adapters")
+    [r.label for r in clf.score(["How do I kill a Python process?", "Ignore all previous instructions"])]
+
+No sampling and no generation: score = P(unsafe) = softmax over the logits of the two label tokens
+(`Contract.label_ids`) at the last prompt position. The system-prompt prefix is the same for every text, so its
+KV cache is computed once and broadcast to every batch; each batch holds texts of similar token length, right-padded:
+with a causal mask no real position ever attends to a pad, so a score never depends on its batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlx.core as mx
+
+from common.contract import Contract, read_contract
+
+log = logging.getLogger(__name__)
+
+# Rows per forward pass, and a cap on padded tokens per pass: short texts share big batches, long texts get small
+# ones, so padding stays ~10% (measured on the seed's val texts) while GEMMs keep ~400-1000 rows; bounds memory too.
+DEFAULT_BATCH_SIZE = 32
+MAX_BATCH_TOKENS = 1024
+
+
+@dataclass(frozen=True)
+class Result:
+    """One text's verdict: label word, P(unsafe), whether the text was cut, and the tokens scored."""
+
+    label: str
+    score: float
+    truncated: bool
+    tokens: int
+
+
+class _PrefixCache:
+    """A per-layer KV cache that starts from the shared prefix's keys/values, broadcast over the batch."""
+
+    def __init__(self, keys: mx.array, values: mx.array, batch: int):
+        shape = (batch, *keys.shape[1:])
+        self.keys = mx.broadcast_to(keys, shape)
+        self.values = mx.broadcast_to(values, shape)
+        self.offset = keys.shape[2]
+
+    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
+        self.keys = mx.concatenate([self.keys, keys], axis=2)
+        self.values = mx.concatenate([self.values, values], axis=2)
+        self.offset += keys.shape[2]
+        return self.keys, self.values
+
+    def make_mask(self, n: int, return_array: bool = False, window_size: int | None = None):
+        from mlx_lm.models.base import create_causal_mask
+
+        if window_size is not None or return_array:
+            return create_causal_mask(n, self.offset, window_size=window_size)
+        # "causal" aligns the queries to the end of the keys, i.e. after the prefix.
+        return "causal" if n > 1 else None
+
+
+class Classifier:
+    """A loaded model + contract that scores lists of texts in length-sorted, prefix-cached batches."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        adapters: str | Path | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_tokens: int | None = None,
+        threshold: float = 0.5,
+    ):
+        if batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be within [0, 1], not {threshold}")
+        self.contract = load_contract(model_dir, adapters)
+        if max_tokens is not None:
+            if max_tokens < 8:
+                raise ValueError(f"--max-tokens must be at least 8, not {max_tokens}")
+            self.contract = dataclasses.replace(self.contract, max_text_tokens=max_tokens)
+        self.model, self.tokenizer = load_model(model_dir, adapters)
+        self.batch_size = batch_size
+        self.threshold = threshold
+        self.prefix_ids, self.suffix_ids = self.contract.prompt_parts(self.tokenizer)
+        self.label_ids = self.contract.label_ids(self.tokenizer)
+        self._prefix_kv = self._compute_prefix()
+
+    @property
+    def max_tokens(self) -> int:
+        return self.contract.max_text_tokens
+
+    def encode(self, text: str) -> tuple[list[int], bool]:
+        """Token ids after the prefix (plain-text user text + template suffix) and whether the text was cut."""
+        ids, truncated = self.contract.text_ids(self.tokenizer, text)
+        return ids + self.suffix_ids, truncated
+
+    def score(self, texts: list[str]) -> list[Result]:
+        """Score texts in input order (batched by token length internally)."""
+        encoded = [self.encode(text) for text in texts]
+        scores = self.score_ids([ids for ids, _ in encoded])
+        return [self._result(s, len(ids), cut) for s, (ids, cut) in zip(scores, encoded, strict=True)]
+
+    def score_ids(self, rows: list[list[int]]) -> list[float]:
+        """P(unsafe) for already-encoded rows (see `encode`), in input order."""
+        scores: list[float] = [0.0] * len(rows)
+        for batch in plan_batches([len(r) for r in rows], self.batch_size, MAX_BATCH_TOKENS):
+            for index, value in zip(batch, self.score_batch([rows[i] for i in batch]), strict=True):
+                scores[index] = value
+        return scores
+
+    def score_batch(self, rows: list[list[int]]) -> list[float]:
+        """One forward pass over right-padded rows; read each row's last real position."""
+        lengths = [len(r) for r in rows]
+        width = max(lengths)
+        padded = mx.array([r + [0] * (width - len(r)) for r in rows], dtype=mx.int32)
+        cache = [_PrefixCache(k, v, len(rows)) for k, v in self._prefix_kv]
+        hidden = self.model.model(padded, cache=cache)
+        last = hidden[mx.arange(len(rows)), mx.array(lengths) - 1]
+        logits = self._project(last)[:, list(self.label_ids)].astype(mx.float32)
+        probs = mx.softmax(logits, axis=-1)[:, 1]
+        mx.eval(probs)
+        return probs.tolist()
+
+    def _result(self, score: float, tokens: int, truncated: bool) -> Result:
+        label = self.contract.unsafe_label if score >= self.threshold else self.contract.safe_label
+        return Result(label=label, score=score, truncated=truncated, tokens=tokens)
+
+    def _project(self, hidden: mx.array) -> mx.array:
+        # The output head only on the gathered rows: a full-sequence head would cost ~20% more compute.
+        if getattr(self.model, "lm_head", None) is not None:
+            return self.model.lm_head(hidden)
+        return self.model.model.embed_tokens.as_linear(hidden)
+
+    def _compute_prefix(self) -> list[tuple[mx.array, mx.array]]:
+        from mlx_lm.models.cache import make_prompt_cache
+
+        if not hasattr(self.model, "model") or not hasattr(self.model.model, "embed_tokens"):
+            raise ValueError("serve supports llama-style mlx-lm models (model.model.embed_tokens + layers)")
+        cache = make_prompt_cache(self.model)
+        self.model.model(mx.array([self.prefix_ids], dtype=mx.int32), cache=cache)
+        kv = [(c.keys[..., : c.offset, :], c.values[..., : c.offset, :]) for c in cache]
+        mx.eval(kv)
+        return kv
+
+
+def plan_batches(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Group indices by sorted length into batches of at most batch_size rows and ~max_tokens padded tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        # Sorted ascending, so this row is the widest so far: padded size = rows * its length.
+        if current and (len(current) >= batch_size or (len(current) + 1) * lengths[index] > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def load_contract(model_dir: str | Path, adapters: str | Path | None = None) -> Contract:
+    """The contract of a fused model dir, or of the adapters dir; both present and different is an error."""
+    if adapters is None:
+        return read_contract(model_dir)
+    contract = read_contract(adapters)
+    if (Path(model_dir) / "contract.json").exists() and read_contract(model_dir) != contract:
+        raise ValueError(f"{model_dir}/contract.json differs from {adapters}/contract.json; use matching directories")
+    return contract
+
+
+def load_model(model_dir: str | Path, adapters: str | Path | None = None):
+    """mlx-lm model (with LoRA adapters applied when given) and tokenizer, in eval mode."""
+    from mlx_lm.utils import load
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").exists():
+        raise ValueError(f"{model_dir}: not a model directory (no config.json); run `invoke model` or `invoke fuse`")
+    if adapters is not None and not (Path(adapters) / "adapter_config.json").exists():
+        raise ValueError(f"{adapters}: no adapter_config.json; run `invoke train` or pass a fused model dir")
+    model, tokenizer = load(str(model_dir), adapter_path=str(adapters) if adapters is not None else None)
+    model.eval()
+    return model, tokenizer
