@@ -168,8 +168,7 @@ def all(c):
     prep(c)
     train(c)
     fuse(c)
-    eval(c, name="test")
+    eval(c, name="test", check_lm_eval=True)  # runs the lm-eval task too and checks it agrees with serve
     if SAFE_GUARD_TEST.exists():
         eval(c, data=str(SAFE_GUARD_TEST), name="safe-guard")
-    lm_eval(c)
     c.run(f"{PY} -m evalharness summary")

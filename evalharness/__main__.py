@@ -3,6 +3,7 @@
 python -m evalharness eval --model model/fused [--adapters DIR] [--data FILE] [--name NAME]
 python -m evalharness lm-eval --model model/fused [--adapters DIR] [--data FILE] [--limit N]
 python -m evalharness check --model model/fused [--data FILE] [--limit N]   # lm-eval acc == serve acc @0.5
+python -m evalharness summary                                               # the pipeline's summary table
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     lm.add_argument("--batch-size", type=int, default=8, help="lm-eval batch size")
     ck = sub.add_parser("check", help="lm-eval accuracy must equal serve's accuracy at threshold 0.5 (exit 1 if not)")
     _common(ck)
+    sub.add_parser("summary", help="the pipeline's summary table from the stages' files -> output/summary.md")
     args = parser.parse_args(argv)
+    if args.command == "summary":
+        from evalharness.summary import write_summary
+
+        print(write_summary())
+        return 0
     return run_cli(lambda: _run(args))
 
 
