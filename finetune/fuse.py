@@ -1,0 +1,77 @@
+"""Fuse trained LoRA adapters into the base model: an mlx-lm loadable float32 directory with the contract.
+
+    python -m finetune fuse [--model model/base] [--adapters model/adapters] [--out model/fused] [--data data/processed]
+
+Uses mlx-lm's own pieces (`load(..., adapter_path=)`, `LoRALinear.fuse`, `save`). The adapters' contract.json must
+equal the data manifest's contract (when the manifest is there): a model trained under another prompt or label
+words would be served with the wrong one.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.contract import CONTRACT_FILE, read_contract, write_contract
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FuseConfig:
+    """Where the base model, the adapters, the data manifest and the fused output are."""
+
+    model: str = "model/base"
+    adapters: Path = Path("model/adapters")
+    out: Path = Path("model/fused")
+    data: Path | None = Path("data/processed")
+
+
+def check_contract(adapters: Path, data: Path | None):
+    """The adapters' contract, after checking it matches the data manifest's (a mismatch is an error)."""
+    if not (adapters / CONTRACT_FILE).exists():
+        raise ValueError(
+            f"{adapters}: no {CONTRACT_FILE}; train with `invoke train` so the classifier contract is known"
+        )
+    contract = read_contract(adapters)
+    if data is not None and (data / "manifest.json").exists():
+        expected = read_contract(data)
+        if expected != contract:
+            diff = {k: (v, expected.to_dict()[k]) for k, v in contract.to_dict().items() if expected.to_dict()[k] != v}
+            raise ValueError(
+                f"contract mismatch between {adapters}/{CONTRACT_FILE} and {data}/manifest.json "
+                f"(adapters, data): {diff}; retrain on this data or point --data at the data the adapters came from"
+            )
+    return contract
+
+
+def fuse_adapters(config: FuseConfig) -> Path:
+    """Write the fused float32 model directory and return it."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx_lm.utils import load, save
+
+    adapters = Path(config.adapters)
+    for name in ("adapter_config.json", "adapters.safetensors"):
+        if not (adapters / name).exists():
+            raise ValueError(f"{adapters}: missing {name}; run `invoke train` first")
+    contract = check_contract(adapters, config.data)
+    model, tokenizer, model_config = load(str(config.model), adapter_path=str(adapters), return_config=True)
+    fused = [(name, module.fuse(dequantize=True)) for name, module in model.named_modules() if hasattr(module, "fuse")]
+    if not fused:
+        raise ValueError(f"{adapters}: the adapters added no LoRA layers to {config.model}")
+    model.update_modules(tree_unflatten(fused))
+    # float32: bf16/f16 do not go through the BLAS on the CPU (see DESIGN.md §1).
+    model.update(tree_unflatten([(k, v.astype(mx.float32)) for k, v in tree_flatten(model.parameters())]))
+    model_config.pop("quantization", None)
+    model_config.pop("quantization_config", None)
+    model_config["torch_dtype"] = "float32"
+    out = Path(config.out)
+    if out.exists():
+        shutil.rmtree(out)
+    save(out, str(config.model), model, tokenizer, model_config, donate_model=False)
+    write_contract(contract, out)
+    log.info("fused %d LoRA layers from %s into %s", len(fused), adapters, out)
+    return out

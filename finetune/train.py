@@ -1,0 +1,420 @@
+"""LoRA training of the classifier through mlx-lm's model, LoRA layers and optimizers (no CLI shell-out).
+
+    python -m finetune train [--config finetune/default.yaml] [--iters 600] [--resume]
+
+Why it is fast on a CPU (see the README's sweep): float32 through the optimized BLAS; LoRA only on the top
+`layers` blocks, so the backward pass stops there; the system-prompt prefix (identical for every text) runs once
+per step at batch 1 and its keys/values are broadcast to the batch, which is exact in forward and gradient;
+logits only at the answer positions (the 49k-word head is a fifth of the model's FLOPs per token); batches sorted
+by length inside shuffled pools; the step compiled with mx.compile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_flatten, tree_unflatten
+
+from common.config import config_dict, write_config
+from common.contract import Contract, read_contract, write_contract
+from finetune.config import RUN_FIELDS, TrainConfig
+from finetune.data import BatchPlan, Encoded, encode_examples, eval_sample, load_split, make_batch, shard
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint"
+ADAPTERS = "adapters.safetensors"
+METRICS = "metrics.jsonl"
+
+
+class PrefixCache:
+    """A per-layer KV cache holding the shared prefix (batch 1) and broadcasting it under a batch of suffixes."""
+
+    def __init__(self) -> None:
+        self.keys = None
+        self.values = None
+        self.offset = 0
+
+    def update_and_fetch(self, keys: mx.array, values: mx.array):
+        if self.keys is None:
+            self.keys, self.values, self.offset = keys, values, keys.shape[2]
+            return keys, values
+        shape = (keys.shape[0], *self.keys.shape[1:])
+        keys = mx.concatenate([mx.broadcast_to(self.keys, shape), keys], axis=2)
+        values = mx.concatenate([mx.broadcast_to(self.values, shape), values], axis=2)
+        return keys, values
+
+    def make_mask(self, n: int, return_array: bool = False, window_size=None):
+        from mlx_lm.models.base import create_causal_mask
+
+        if self.offset == 0 and not return_array and window_size is None:
+            return "causal"
+        return create_causal_mask(n, self.offset, window_size=window_size)
+
+
+def answer_logits(model, prefix: mx.array, inputs: mx.array, positions: mx.array) -> mx.array:
+    """Logits (B, A, vocab) at the answer positions of `prefix + inputs`, the prefix run once for the batch."""
+    inner = model.model
+    caches = [PrefixCache() for _ in inner.layers]
+    inner(prefix, cache=caches)
+    hidden = inner(inputs, cache=caches)
+    index = mx.broadcast_to(positions[..., None], (*positions.shape, hidden.shape[-1]))
+    picked = mx.take_along_axis(hidden, index, axis=1)
+    if hasattr(model, "lm_head"):
+        return model.lm_head(picked)
+    return inner.embed_tokens.as_linear(picked)
+
+
+def answer_loss(model, prefix, inputs, positions, targets, mask, norm) -> mx.array:
+    """Cross-entropy summed over the answer tokens, divided by the GLOBAL batch's answer-token count."""
+    logits = answer_logits(model, prefix, inputs, positions)
+    return (nn.losses.cross_entropy(logits, targets) * mask).sum() / norm
+
+
+def add_lora(model, config: TrainConfig) -> int:
+    """Freeze the model and put LoRA on the top `layers` blocks (mlx-lm's own LoRA layers); return the count."""
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    n_layers = len(model.layers)
+    layers = n_layers if config.layers == -1 else config.layers
+    if layers > n_layers:
+        raise ValueError(f"layers={layers} but the model has only {n_layers} blocks; use -1 for all")
+    model.freeze()
+    linear_to_lora_layers(model, layers, lora_parameters(config))
+    return layers
+
+
+def lora_parameters(config: TrainConfig) -> dict:
+    """The `lora_parameters` entry of mlx-lm's adapter_config.json."""
+    params = {"rank": config.rank, "scale": config.scale, "dropout": config.dropout}
+    if config.keys:
+        params["keys"] = list(config.keys)
+    return params
+
+
+def make_optimizer(config: TrainConfig) -> optim.Optimizer:
+    """Adam with linear warmup then cosine decay to min_lr_ratio * learning_rate."""
+    decay_steps = max(config.iters - config.warmup, 1)
+    decay = optim.cosine_decay(config.learning_rate, decay_steps, config.learning_rate * config.min_lr_ratio)
+    if config.warmup:
+        warm = optim.linear_schedule(config.learning_rate / 10, config.learning_rate, config.warmup)
+        return optim.Adam(learning_rate=optim.join_schedules([warm, decay], [config.warmup]))
+    return optim.Adam(learning_rate=decay)
+
+
+def evaluate(model, prefix: mx.array, examples: list[Encoded], label_ids, answer_width: int, world) -> dict:
+    """Loss per answer token and label accuracy (argmax of the two label tokens) over this rank's shard, summed."""
+    model.eval()
+    mine = shard(np.argsort([len(e.suffix) for e in examples], kind="stable"), world.rank(), world.size())
+    totals = mx.zeros((3,))  # loss sum, answer tokens, correct
+    labels_idx = mx.array(label_ids)
+    for start in range(0, len(mine), 32):
+        batch = make_batch([examples[i] for i in mine[start : start + 32]], answer_width)
+        logits = answer_logits(model, prefix, mx.array(batch.inputs), mx.array(batch.positions))
+        mask = mx.array(batch.mask)
+        ce = (nn.losses.cross_entropy(logits, mx.array(batch.targets)) * mask).sum()
+        pred = mx.argmax(logits[:, 0, :][:, labels_idx], axis=-1)
+        correct = (pred == mx.array(batch.labels)).sum()
+        totals = totals + mx.stack([ce, mask.sum(), correct.astype(mx.float32)])
+        mx.eval(totals)
+    if world.size() > 1:
+        totals = mx.distributed.all_sum(totals, stream=mx.cpu)
+    loss_sum, tokens, correct = totals.tolist()
+    model.train()
+    return {"val_loss": loss_sum / max(tokens, 1), "val_accuracy": correct / len(examples)}
+
+
+def prepare(config: TrainConfig):
+    """Load the model, contract and data; returns what the loop needs."""
+    from mlx_lm import load
+
+    contract = read_contract(config.data)
+    model, tokenizer = load(str(config.model))
+    dtypes = {v.dtype for _, v in tree_flatten(model.parameters())}
+    if dtypes != {mx.float32}:
+        log.warning("model weights are %s; float32 is much faster on the CPU (bf16/f16 skip the BLAS)", dtypes)
+    prefix, _ = contract.prompt_parts(tokenizer)
+    train_rows, valid_rows = load_split(config.data, "train"), load_split(config.data, "valid")
+    sample = eval_sample(len(valid_rows), config.eval_samples, config.seed)
+    train = encode_examples(train_rows, tokenizer, contract)
+    valid = encode_examples([valid_rows[i] for i in sample], tokenizer, contract)
+    label_ids = contract.label_ids(tokenizer)
+    return model, contract, prefix, train, valid, label_ids
+
+
+def write_run_files(config: TrainConfig, contract: Contract, layers: int) -> None:
+    """train_config.json, mlx-lm's adapter_config.json and contract.json beside the adapters."""
+    out = Path(config.adapters)
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(config, out / "train_config.json")
+    adapter_config = {
+        "fine_tune_type": "lora",
+        "num_layers": layers,
+        "lora_parameters": lora_parameters(config),
+        "model": str(config.model),
+    }
+    (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n")
+    write_contract(contract, out)
+
+
+def run_training(config: TrainConfig, resume: bool = False) -> dict:
+    """Train, evaluating every `eval_every` steps; keeps the best adapters; returns the summary dict."""
+    world = mx.distributed.init()
+    rank, size = world.rank(), world.size()
+    if config.batch_size % size:
+        raise ValueError(f"batch_size={config.batch_size} must be divisible by the number of processes ({size})")
+    out = Path(config.adapters)
+    state = read_checkpoint(out, config) if resume else None
+    if resume and state is None:
+        raise ValueError(f"{out}/{CHECKPOINT}: no checkpoint to resume from; run without --resume")
+    if not resume and (out / CHECKPOINT).exists() and rank == 0:
+        shutil.rmtree(out / CHECKPOINT)  # a fresh run must not be resumed into by mistake later
+
+    mx.random.seed(config.seed)
+    model, contract, prefix_ids, train, valid, label_ids = prepare(config)
+    layers = add_lora(model, config)
+    optimizer = make_optimizer(config)
+    optimizer.init(model.trainable_parameters())
+    if state is not None:
+        restore_checkpoint(out, model, optimizer)
+        # The data order is a function of (seed, step); the MLX RNG (LoRA dropout only) is re-derived from both.
+        mx.random.seed(config.seed + state["step"])
+    if rank == 0:
+        write_run_files(config, contract, layers)
+    answer_width = max(e.answer_len for e in train + valid)
+    prefix = mx.array([prefix_ids])
+    plan = BatchPlan([len(e.suffix) for e in train], config.batch_size, config.seed, config.pool_batches)
+    loss_and_grad = nn.value_and_grad(model, answer_loss)
+    trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    log.info(
+        "training %d examples (%d per epoch batches), %d valid, LoRA rank %d on top %d of %d blocks: %.2fM params",
+        len(train), plan.per_epoch, len(valid), config.rank, layers, len(model.layers), trainable / 1e6,
+    )  # fmt: skip
+
+    def step(prefix, inputs, positions, targets, mask, norm):
+        loss, grads = loss_and_grad(model, prefix, inputs, positions, targets, mask, norm)
+        if size > 1:
+            grads = sum_across(grads)
+            loss = mx.distributed.all_sum(loss, stream=mx.cpu)
+        optimizer.update(model, grads)
+        return loss
+
+    compiled = [model.state, optimizer.state]
+    if config.compile:
+        step = mx.compile(step, inputs=compiled, outputs=compiled)
+
+    progress = state or {"step": 0, "best": None, "best_step": None, "bad_evals": 0, "elapsed": 0.0}
+    metrics = MetricsLog(out / METRICS, rank == 0, truncate_after=progress["step"] if state else -1)
+    started = time.perf_counter() - progress["elapsed"]
+    first = progress["step"]
+
+    def run_eval(at: int) -> bool:
+        """Evaluate, keep the best adapters; return whether patience ran out."""
+        result = evaluate(model, prefix, valid, label_ids, answer_width, world)
+        better = is_better(result, progress["best"], config.select_by)
+        if better:
+            progress.update(best=result, best_step=at, bad_evals=0)
+            if rank == 0:
+                save_adapters(model, out / ADAPTERS)
+        else:
+            progress["bad_evals"] += 1
+        metrics.write({"step": at, **result, "best": better, "elapsed": time.perf_counter() - started})
+        log.info("step %d: val_loss %.4f val_accuracy %.4f%s", at, result["val_loss"], result["val_accuracy"],
+                 " (best)" if better else "")  # fmt: skip
+        return config.patience > 0 and progress["bad_evals"] >= config.patience
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=config.iters, initial=first, desc="train", disable=rank != 0, file=sys.stderr, leave=False)
+    stop_reason = "iters"
+    if first == 0 and config.eval_first and run_eval(0):
+        stop_reason = "patience"
+    window_tokens, window_time = 0, 0.0
+    model.train()
+    at = first
+    while at < config.iters and stop_reason == "iters":
+        indices = plan.batch(at)
+        global_examples = [train[i] for i in indices]
+        norm = float(sum(e.answer_len for e in global_examples))
+        batch = make_batch([global_examples[i] for i in shard(np.arange(len(indices)), rank, size)], answer_width)
+        tic = time.perf_counter()
+        loss = step(prefix, mx.array(batch.inputs), mx.array(batch.positions), mx.array(batch.targets),
+                    mx.array(batch.mask), mx.array(norm))  # fmt: skip
+        mx.eval(loss, model.trainable_parameters(), optimizer.state)
+        took = time.perf_counter() - tic
+        at += 1
+        seq_tokens = sum(len(e.suffix) for e in global_examples) + len(indices) * len(prefix_ids)
+        window_tokens, window_time = window_tokens + seq_tokens, window_time + took
+        lr = float(optimizer.learning_rate.item())
+        metrics.write({"step": at, "loss": loss.item(), "lr": lr, "tokens": seq_tokens, "seconds": took})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{window_tokens / window_time:.0f}")
+        if config.max_seconds and time.perf_counter() - started >= config.max_seconds:
+            stop_reason = "max_seconds"
+        if at % config.eval_every == 0 or at == config.iters or stop_reason != "iters":
+            if run_eval(at):
+                stop_reason = "patience"
+            progress["step"], progress["elapsed"] = at, time.perf_counter() - started
+            if rank == 0:
+                write_checkpoint(out, model, optimizer, progress, config)
+    bar.close()
+    elapsed = time.perf_counter() - started
+    summary = {
+        "steps": at,
+        "stop": stop_reason,
+        "seconds": round(elapsed, 1),
+        "tokens_per_second": round(window_tokens / window_time, 1) if window_time else None,
+        "best_step": progress["best_step"],
+        **{k: round(v, 4) for k, v in (progress["best"] or {}).items()},
+        "processes": size,
+        "adapters": str(out),
+    }
+    if rank == 0:
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plot_curve(out / METRICS, out / "loss_curve.png")
+    return summary
+
+
+def sum_across(grads):
+    """All-sum a gradient tree across processes in one message (the loss is already globally normalized)."""
+    flat = tree_flatten(grads)
+    joined = mx.distributed.all_sum(mx.concatenate([g.reshape(-1) for _, g in flat]), stream=mx.cpu)
+    pieces, offset = [], 0
+    for name, g in flat:
+        pieces.append((name, joined[offset : offset + g.size].reshape(g.shape)))
+        offset += g.size
+    return tree_unflatten(pieces)
+
+
+def is_better(result: dict, best: dict | None, select_by: str) -> bool:
+    """Lower loss (or higher accuracy, loss breaking ties) than the best so far."""
+    if best is None:
+        return True
+    if select_by == "accuracy":
+        key = (result["val_accuracy"], -result["val_loss"])
+        return key > (best["val_accuracy"], -best["val_loss"])
+    return result["val_loss"] < best["val_loss"]
+
+
+def save_adapters(model, path: Path) -> None:
+    """The LoRA weights only, in mlx-lm's adapters.safetensors layout."""
+    tmp = path.with_suffix(".tmp.safetensors")
+    mx.save_safetensors(str(tmp), dict(tree_flatten(model.trainable_parameters())))
+    tmp.replace(path)
+
+
+def write_checkpoint(out: Path, model, optimizer, progress: dict, config: TrainConfig) -> None:
+    """Weights, optimizer state, RNG and step, written to a temp dir then swapped in (a kill never leaves half)."""
+    tmp, final = out / (CHECKPOINT + ".tmp"), out / CHECKPOINT
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    mx.save_safetensors(str(tmp / "lora.safetensors"), dict(tree_flatten(model.trainable_parameters())))
+    mx.save_safetensors(str(tmp / "optimizer.safetensors"), dict(tree_flatten(optimizer.state)))
+    run = {k: v for k, v in config_dict(config).items() if k in RUN_FIELDS}
+    (tmp / "state.json").write_text(json.dumps({**progress, "run": run}, indent=2) + "\n")
+    old = out / (CHECKPOINT + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.replace(old)
+    tmp.replace(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_checkpoint(out: Path, config: TrainConfig) -> dict | None:
+    """The saved progress, after checking the run-defining settings match; None when there is none."""
+    path = out / CHECKPOINT / "state.json"
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    run = {k: v for k, v in config_dict(config).items() if k in RUN_FIELDS}
+    changed = {k: (state["run"].get(k), v) for k, v in run.items() if state["run"].get(k) != v}
+    if changed:
+        raise ValueError(f"{path}: cannot resume with changed settings (saved, now): {changed}")
+    state.pop("run")
+    return state
+
+
+def restore_checkpoint(out: Path, model, optimizer) -> None:
+    """Load the LoRA weights and optimizer state (Adam moments, step, learning rate) saved by write_checkpoint."""
+    model.load_weights(str(out / CHECKPOINT / "lora.safetensors"), strict=False)
+    saved = mx.load(str(out / CHECKPOINT / "optimizer.safetensors"))
+    optimizer.state = tree_unflatten(list(saved.items()))
+    optimizer.init(model.trainable_parameters())  # marks it initialized; keeps the loaded moments
+
+
+class MetricsLog:
+    """Append-only metrics.jsonl (rank 0); on resume, rows after the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, enabled: bool, truncate_after: int):
+        self.path, self.enabled = path, enabled
+        if not enabled:
+            return
+        if truncate_after < 0:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            kept = [r for r in rows if r["step"] <= truncate_after]
+            path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    def write(self, row: dict) -> None:
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
+    """(train rows, eval rows) from a metrics.jsonl."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [r for r in rows if "loss" in r], [r for r in rows if "val_loss" in r]
+
+
+def plot_curve(metrics: Path, png: Path) -> None:
+    """Training loss (smoothed) and validation loss/accuracy against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train, evals = read_metrics(metrics)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        steps = [r["step"] for r in train]
+        losses = np.array([r["loss"] for r in train])
+        k = max(1, len(losses) // 30)
+        smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+        ax.plot(steps, losses, alpha=0.25, color="C0")
+        ax.plot(steps[k - 1 :], smooth, color="C0", label="train loss")
+    if evals:
+        ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", color="C1", label="val loss")
+        acc = ax.twinx()
+        acc.plot([r["step"] for r in evals], [r["val_accuracy"] for r in evals], "s--", color="C2", label="val acc")
+        acc.set_ylabel("val accuracy")
+        acc.set_ylim(0, 1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss per answer token")
+    ax.set_yscale("log")
+    ax.legend(loc="upper center")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def describe(summary: dict) -> str:
+    """The one-line result printed to stdout."""
+    best = (
+        f"best val_loss {summary['val_loss']:.4f} val_accuracy {summary['val_accuracy']:.4f} at step "
+        f"{summary['best_step']}"
+        if "val_loss" in summary
+        else "no evaluation"
+    )
+    rate = f", {summary['tokens_per_second']:.0f} tokens/s" if summary.get("tokens_per_second") else ""
+    return f"trained {summary['steps']} steps in {summary['seconds']:.0f} s{rate} ({summary['stop']}): {best} -> {summary['adapters']}"
