@@ -64,7 +64,9 @@ def write_result(out: Path, part: str, result: dict, markdown: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m common.bench", description="Run benchmark parts.")
-    parser.add_argument("--parts", default=",".join(DEFAULT_PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}")
+    parser.add_argument(
+        "--parts", default=",".join(DEFAULT_PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}"
+    )
     parser.add_argument("--out", type=Path, default=Path("output/bench"), help="output directory")
     parser.add_argument("--quick", action="store_true", help="smaller inputs, for a fast check")
     args = parser.parse_args(argv)

