@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 PART = "gguf"
 TEST_SPLIT = Path("data/processed/test.parquet")
-FALLBACK_CSV = Path("/work/shared/datasets/safe-guard/val.csv")
+FALLBACK_CSV = Path(__file__).resolve().parents[2] / "shared/datasets/safe-guard/val.csv"  # beside the checkout
 # float16 weights move the two label logits by a few hundredths; P(unsafe) may differ this much at most.
 P_TOLERANCE = 0.05
 

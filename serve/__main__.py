@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,12 @@ def run(config: ServeConfig) -> int:
     # A window of several batches lets length-sorting cut padding; it is still small enough to stream.
     counts = stream(classifier, config.input, config.output, window=config.batch_size * 4)
     log.info(summarize(counts, classifier.contract.labels))
-    return 130 if counts["interrupted"] else 0
+    if counts["interrupted"]:
+        # Every finished result is written and flushed; skip interpreter teardown, which can stall behind the
+        # reader thread blocked on a terminal or pipe that never closes.
+        sys.stderr.flush()
+        os._exit(130)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -154,7 +154,7 @@ def test_ctrl_c_ends_cleanly_after_written_results(serve_model_dir):
         proc.stdin.flush()
         assert "label" in json.loads(read_line(proc.stdout))
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
+        assert proc.wait(timeout=120) == 130
         stderr = proc.stderr.read()
         assert b"Traceback" not in stderr and b"interrupted" in stderr
     finally:
