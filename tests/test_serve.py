@@ -38,7 +38,16 @@ def run_serve(model: Path, data: bytes, *args: str, timeout: float = 120) -> sub
 
 def start_serve(model: Path, *args: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "serve", "--model", str(model), *args]
-    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        # A shell running CI in the background ignores SIGINT, and children inherit that: restore the default so
+        # the child sees Ctrl-C as a terminal user's process would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def read_line(stream, timeout: float = 60) -> bytes:
