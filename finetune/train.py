@@ -26,6 +26,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from common.config import config_dict, write_config
 from common.contract import Contract, read_contract, write_contract
+from common.prefix_cache import PrefixCache
 from finetune.config import RUN_FIELDS, TrainConfig
 from finetune.data import BatchPlan, Encoded, encode_examples, eval_sample, load_split, make_batch, shard
 
@@ -34,31 +35,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint"
 ADAPTERS = "adapters.safetensors"
 METRICS = "metrics.jsonl"
-
-
-class PrefixCache:
-    """A per-layer KV cache holding the shared prefix (batch 1) and broadcasting it under a batch of suffixes."""
-
-    def __init__(self) -> None:
-        self.keys = None
-        self.values = None
-        self.offset = 0
-
-    def update_and_fetch(self, keys: mx.array, values: mx.array):
-        if self.keys is None:
-            self.keys, self.values, self.offset = keys, values, keys.shape[2]
-            return keys, values
-        shape = (keys.shape[0], *self.keys.shape[1:])
-        keys = mx.concatenate([mx.broadcast_to(self.keys, shape), keys], axis=2)
-        values = mx.concatenate([mx.broadcast_to(self.values, shape), values], axis=2)
-        return keys, values
-
-    def make_mask(self, n: int, return_array: bool = False, window_size=None):
-        from mlx_lm.models.base import create_causal_mask
-
-        if self.offset == 0 and not return_array and window_size is None:
-            return "causal"
-        return create_causal_mask(n, self.offset, window_size=window_size)
 
 
 def answer_logits(model, prefix: mx.array, inputs: mx.array, positions: mx.array) -> mx.array:

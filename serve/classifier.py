@@ -20,6 +20,7 @@ from pathlib import Path
 import mlx.core as mx
 
 from common.contract import Contract, read_contract
+from common.prefix_cache import PrefixCache
 
 log = logging.getLogger(__name__)
 
@@ -37,30 +38,6 @@ class Result:
     score: float
     truncated: bool
     tokens: int
-
-
-class _PrefixCache:
-    """A per-layer KV cache that starts from the shared prefix's keys/values, broadcast over the batch."""
-
-    def __init__(self, keys: mx.array, values: mx.array, batch: int):
-        shape = (batch, *keys.shape[1:])
-        self.keys = mx.broadcast_to(keys, shape)
-        self.values = mx.broadcast_to(values, shape)
-        self.offset = keys.shape[2]
-
-    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
-        self.keys = mx.concatenate([self.keys, keys], axis=2)
-        self.values = mx.concatenate([self.values, values], axis=2)
-        self.offset += keys.shape[2]
-        return self.keys, self.values
-
-    def make_mask(self, n: int, return_array: bool = False, window_size: int | None = None):
-        from mlx_lm.models.base import create_causal_mask
-
-        if window_size is not None or return_array:
-            return create_causal_mask(n, self.offset, window_size=window_size)
-        # "causal" aligns the queries to the end of the keys, i.e. after the prefix.
-        return "causal" if n > 1 else None
 
 
 class Classifier:
@@ -88,7 +65,7 @@ class Classifier:
         self.threshold = threshold
         self.prefix_ids, self.suffix_ids = self.contract.prompt_parts(self.tokenizer)
         self.label_ids = self.contract.label_ids(self.tokenizer)
-        self._prefix_kv = self._compute_prefix()
+        self._prefix_cache = self._compute_prefix()
 
     @property
     def max_tokens(self) -> int:
@@ -118,8 +95,7 @@ class Classifier:
         lengths = [len(r) for r in rows]
         width = max(lengths)
         padded = mx.array([r + [0] * (width - len(r)) for r in rows], dtype=mx.int32)
-        cache = [_PrefixCache(k, v, len(rows)) for k, v in self._prefix_kv]
-        hidden = self.model.model(padded, cache=cache)
+        hidden = self.model.model(padded, cache=self._prefix_cache)
         last = hidden[mx.arange(len(rows)), mx.array(lengths) - 1]
         logits = self._project(last)[:, list(self.label_ids)].astype(mx.float32)
         probs = mx.softmax(logits, axis=-1)[:, 1]
@@ -136,16 +112,13 @@ class Classifier:
             return self.model.lm_head(hidden)
         return self.model.model.embed_tokens.as_linear(hidden)
 
-    def _compute_prefix(self) -> list[tuple[mx.array, mx.array]]:
-        from mlx_lm.models.cache import make_prompt_cache
-
+    def _compute_prefix(self) -> list[PrefixCache]:
         if not hasattr(self.model, "model") or not hasattr(self.model.model, "embed_tokens"):
             raise ValueError("serve supports llama-style mlx-lm models (model.model.embed_tokens + layers)")
-        cache = make_prompt_cache(self.model)
-        self.model.model(mx.array([self.prefix_ids], dtype=mx.int32), cache=cache)
-        kv = [(c.keys[..., : c.offset, :], c.values[..., : c.offset, :]) for c in cache]
-        mx.eval(kv)
-        return kv
+        caches = [PrefixCache() for _ in self.model.model.layers]
+        self.model.model(mx.array([self.prefix_ids], dtype=mx.int32), cache=caches)
+        mx.eval([(c.keys, c.values) for c in caches])
+        return caches
 
 
 def plan_batches(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[int]]:
