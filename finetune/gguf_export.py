@@ -188,9 +188,13 @@ def read_vocab(model_dir: Path) -> dict:
     # llama.cpp token types: 1 NORMAL, 3 CONTROL (special), 4 USER_DEFINED (added, not special).
     types = [3 if i in special else 4 if i in user_defined else 1 for i in range(size)]
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    template = tok_config.get("chat_template")
+    # transformers >= 4.43 saves the template beside the config (chat_template.jinja), older ones inside it.
+    jinja = Path(model_dir) / "chat_template.jinja"
+    template = jinja.read_text() if jinja.exists() else tok_config.get("chat_template")
     if not template:
-        raise ValueError(f"{model_dir}/tokenizer_config.json has no chat_template")
+        raise ValueError(
+            f"{model_dir}: no chat template (neither chat_template.jinja nor one in tokenizer_config.json)"
+        )
     ids = {}
     for key in ("bos", "eos", "unk", "pad"):
         value = tok_config.get(f"{key}_token")

@@ -378,7 +378,8 @@ def plot_curve(metrics: Path, png: Path) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss per answer token")
     ax.set_yscale("log")
-    ax.legend(loc="upper center")
+    handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
+    ax.legend(handles=handles, loc="lower left")  # one legend for both axes, below the curves
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)

@@ -133,3 +133,15 @@ def test_f16_is_default_and_missing_contract_is_an_error(tiny_model_dir, tmp_pat
     assert tensors["blk.0.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.F16
     assert tensors["blk.0.attn_norm.weight"].tensor_type == gguf.GGMLQuantizationType.F32
     assert Contract().system_prompt in (path.parent / MODELFILE).read_text()
+
+
+def test_chat_template_saved_beside_the_config_is_exported(fused_dir, tmp_path):
+    """`invoke fuse` (transformers >= 4.43) writes chat_template.jinja instead of a template in tokenizer_config.json."""
+    moved = tmp_path / "fused"
+    shutil.copytree(fused_dir, moved)
+    tok_config = json.loads((moved / "tokenizer_config.json").read_text())
+    template = tok_config.pop("chat_template")
+    (moved / "tokenizer_config.json").write_text(json.dumps(tok_config))
+    (moved / "chat_template.jinja").write_text(template)
+    reader = gguf.GGUFReader(str(export_gguf(moved, tmp_path / "gguf", outtype="f32")))
+    assert _field(reader, "tokenizer.chat_template") == template
