@@ -68,7 +68,7 @@ def trained(tiny_model_dir, data, tmp_path_factory) -> Path:
 
     adapters = tmp_path_factory.mktemp("run") / "adapters"
     overrides = dict(model=str(tiny_model_dir), data=data, adapters=adapters, iters=30, batch_size=8,
-                     learning_rate=1e-2, layers=1, eval_every=10, eval_samples=16, warmup=2)  # fmt: skip
+                     learning_rate=1e-2, layers=1, eval_every=10, eval_samples=16, warmup=2, eval_first=True)  # fmt: skip
     config = resolve_config(TrainConfig, ROOT / "finetune/default.yaml", overrides)
     summary = run_training(config)
     assert summary["steps"] == 30
