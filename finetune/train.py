@@ -193,9 +193,13 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     started = time.perf_counter() - progress["elapsed"]
     first = progress["step"]
 
+    eval_seconds = [0.0]  # the last validation's duration: the time cap keeps room for one more
+
     def run_eval(at: int) -> bool:
         """Evaluate, keep the best adapters; return whether patience ran out."""
+        tic = time.perf_counter()
         result = evaluate(model, prefix, valid, label_ids, answer_width, world)
+        eval_seconds[0] = time.perf_counter() - tic
         better = is_better(result, progress["best"], config.select_by)
         if better:
             progress.update(best=result, best_step=at, bad_evals=0)
@@ -234,7 +238,8 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         metrics.write({"step": at, "loss": loss.item(), "lr": lr, "tokens": seq_tokens, "seconds": took})
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{window_tokens / window_time:.0f}")
-        if config.max_seconds and time.perf_counter() - started >= config.max_seconds:
+        # Stop early enough that the next step and the closing validation still fit in max_seconds.
+        if config.max_seconds and time.perf_counter() - started + took + eval_seconds[0] >= config.max_seconds:
             stop_reason = "max_seconds"
         if at % config.eval_every == 0 or at == config.iters or stop_reason != "iters":
             if run_eval(at):

@@ -181,3 +181,18 @@ def test_cli_errors_exit_2(tiny_model_dir, tmp_path):
     done = subprocess.run([sys.executable, "-m", "finetune", "fuse", "--adapters", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and "missing adapter_config.json" in done.stderr
+
+
+def test_time_cap_stops_with_a_closing_validation(tiny_model_dir, data, tmp_path):
+    """max_seconds ends the run early, and the run still closes with a validation + checkpoint at its last step."""
+    from common.config import resolve_config
+    from finetune.config import TrainConfig
+    from finetune.train import run_training
+
+    overrides = dict(model=str(tiny_model_dir), data=data, adapters=tmp_path / "capped", iters=100000, batch_size=8,
+                     layers=1, eval_every=100000, eval_samples=16, max_seconds=3)  # fmt: skip
+    summary = run_training(resolve_config(TrainConfig, ROOT / "finetune/default.yaml", overrides))
+    assert summary["stop"] == "max_seconds" and 0 < summary["steps"] < 100000
+    evals = [r for r in metrics(tmp_path / "capped") if "val_loss" in r]
+    assert [r["step"] for r in evals] == [summary["steps"]]
+    assert json.loads((tmp_path / "capped/checkpoint/state.json").read_text())["step"] == summary["steps"]
