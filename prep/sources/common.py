@@ -21,7 +21,9 @@ class SourceConfig:
     # Fraction of harmful requests (AdvBench + HarmBench) held back from plain use and only shown inside
     # jailbreak wrappers, so no wrapped request is also a plain row.
     wrap_fraction: float = 0.15
-    wrappers_per_template: int = 6  # filled variants per pyrit template (one group); 8 made wrappers 36% of the unsafe side and 46% of the training tokens; 5 left the corpus under 15,000 rows
+    # Filled variants per pyrit template (one group). 8 made wrappers 36% of the unsafe side and 46% of the training
+    # tokens; 5 left the corpus under 15,000 rows.
+    wrappers_per_template: int = 6
     # The pipeline's length policy (PrepConfig.max_chars): wrappers are only filled where the text fits, so no
     # generated text is dropped later as too long.
     max_chars: int = 2048
