@@ -24,6 +24,8 @@ class SourceConfig:
     # Filled variants per pyrit template (one group). 8 made wrappers 36% of the unsafe side and 46% of the training
     # tokens; 5 left the corpus under 15,000 rows.
     wrappers_per_template: int = 6
+    # Forged-verdict variants per reserved request (prep/sources/forged.py): 117 requests x 2 = 234 unsafe rows.
+    forged_per_request: int = 2
     # The pipeline's length policy (PrepConfig.max_chars): wrappers are only filled where the text fits, so no
     # generated text is dropped later as too long.
     max_chars: int = 2048
