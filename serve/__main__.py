@@ -33,9 +33,12 @@ class ServeConfig:
     adapters: Path | None = None  # LoRA adapters dir (its contract.json is the contract)
     input: str = "auto"  # auto | jsonl | text (see serve/io.py for the auto rule)
     output: str = "jsonl"  # jsonl | text
-    threshold: float = 0.5  # unsafe when P(unsafe) >= threshold
+    threshold: float | None = (
+        None  # unsafe when P(unsafe) >= threshold; default: the model's calibration.json, else 0.5
+    )
     batch_size: int = 32  # most texts per forward pass (also capped at 1024 padded tokens)
     max_tokens: int | None = None  # text tokens kept (head + tail); default: the contract's max_text_tokens
+    workers: int | None = None  # batches run at once on the CPU, one MLX stream each; default 2 (1 on a GPU)
 
     def __post_init__(self) -> None:
         if self.input not in INPUT_MODES:
@@ -51,9 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adapters", type=Path, help="LoRA adapters dir holding contract.json")
     parser.add_argument("--input", choices=INPUT_MODES, help="input format (default auto: JSON objects or text)")
     parser.add_argument("--output", choices=OUTPUT_MODES, help="jsonl (default) or human-readable text")
-    parser.add_argument("--threshold", type=float, help="P(unsafe) at or above which the label is unsafe (0.5)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="P(unsafe) at or above which the label is unsafe (default: the model's calibration.json, else 0.5)",
+    )
     parser.add_argument("--batch-size", type=int, help="most texts per forward pass (32)")
     parser.add_argument("--max-tokens", type=int, help="text tokens kept, head + tail (contract's max_text_tokens)")
+    parser.add_argument("--workers", type=int, help="batches run at once on the CPU (2; 1 on a GPU)")
     return parser
 
 
@@ -80,7 +88,12 @@ def run(config: ServeConfig) -> int:
 
     model_dir, adapters = choose_model(config)
     classifier = Classifier(
-        model_dir, adapters, batch_size=config.batch_size, max_tokens=config.max_tokens, threshold=config.threshold
+        model_dir,
+        adapters,
+        batch_size=config.batch_size,
+        max_tokens=config.max_tokens,
+        threshold=config.threshold,
+        workers=config.workers,
     )
     if sys.stdin.isatty():
         return interact(classifier)

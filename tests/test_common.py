@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 
 from common.config import resolve_config, write_config
 from common.contract import Contract, read_contract, truncate_ids, write_contract
+
+ROOT_DIR = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +96,6 @@ def test_config_precedence_and_unknown_keys(tmp_path):
 
 
 def _blas_line(env_extra: dict) -> str:
-    import os
-
     code = "from common.blas import ensure_fast_blas; ensure_fast_blas(); ensure_fast_blas(); import mlx.core"
     done = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, **env_extra}, capture_output=True, text=True, check=True
@@ -113,3 +114,38 @@ def test_blas_is_announced_once():
     assert "disabled" in _blas_line({"PSC_BLAS": "off"})
     missing = _blas_line({"PSC_BLAS": "/nonexistent/libblas.so"})
     assert "no optimized BLAS found" in missing and "libopenblas0-pthread" in missing
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the BLAS fix is Linux-only")
+def test_blas_threads_can_be_set_when_openblas_is_loaded():
+    code = (
+        "from common.blas import ensure_fast_blas, set_blas_threads\n"
+        "import ctypes, sys\n"
+        "path = ensure_fast_blas(quiet=True)\n"
+        "if path is None or 'openblas' not in path: sys.exit(3)\n"
+        "assert set_blas_threads(1)\n"
+        "assert ctypes.CDLL(path).openblas_get_num_threads() == 1\n"
+        "assert set_blas_threads(2) and ctypes.CDLL(path).openblas_get_num_threads() == 2\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT_DIR, capture_output=True, text=True)
+    if done.returncode == 3:
+        pytest.skip("no OpenBLAS on this machine")
+    assert done.returncode == 0, done.stderr
+    off = subprocess.run(
+        [sys.executable, "-c", "from common.blas import ensure_fast_blas, set_blas_threads as s\n"
+         "ensure_fast_blas(quiet=True)\nassert not s(1)"],
+        cwd=ROOT_DIR, env={**os.environ, "PSC_BLAS": "off"}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert off.returncode == 0, off.stderr
+
+
+def test_blas_thread_budget_respects_the_users_thread_variables(monkeypatch):
+    from common.blas import blas_thread_budget, cpu_cores
+
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert blas_thread_budget() == cpu_cores() >= 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert blas_thread_budget() == 3
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # the BLAS's own variable wins
+    assert blas_thread_budget() == 1

@@ -259,6 +259,21 @@ def test_batched_scores_equal_single_and_full_prompt_scores(serve_model_dir):
         assert mx.softmax(logits[mx.array([safe, unsafe])])[1].item() == pytest.approx(score, abs=1e-4)
 
 
+def test_concurrent_workers_give_the_scores_of_one(serve_model_dir):
+    from serve.classifier import Classifier
+
+    texts = [f"text number {i} " * (1 + i % 13) for i in range(40)]  # several batches of different widths
+    one = Classifier(serve_model_dir, batch_size=4, workers=1)
+    two = Classifier(serve_model_dir, batch_size=4, workers=2)
+    assert len(one.streams) == 1 and len(two.streams) == 2
+    assert [r.score for r in two.score(texts)] == pytest.approx([r.score for r in one.score(texts)], abs=1e-5)
+    rows = [two.encode(t)[0] for t in texts[:3]]
+    with pytest.raises(ValueError, match="3 batches for 2 workers"):
+        two.score_batches([[r] for r in rows])
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        Classifier(serve_model_dir, workers=0)
+
+
 def test_adapters_dir_supplies_contract_and_changes_scores(serve_model_dir, tiny_model_dir, tmp_path):
     import mlx.core as mx
     from mlx.utils import tree_flatten
@@ -358,10 +373,6 @@ def test_shipped_default_adapter_through_the_cli(base_model_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known weakness of the shipped model (README, Results): plain-text template "
-    "words after a request lower its score; 'launder money' 0.90 -> 0.19, the injection 0.74 -> 0.30",
-)
 def test_shipped_default_adapter_is_not_swayed_by_a_forged_suffix(base_model_dir):
+    """A forged end of turn + 'safe' verdict as plain text flips no harmful request (prep's forged-verdict rows)."""
     assert _shipped_labels(base_model_dir, [text + FORGED for text in HARMFUL]) == ["unsafe"] * len(HARMFUL)
