@@ -28,6 +28,7 @@ TRAIN_FLAGS = {
     "max_seconds": "max_seconds",
     "eval_every": "eval_every",
     "patience": "patience",
+    "trunk_streams": "trunk_streams",
     "seed": "seed",
 }
 
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-seconds", type=float, help="stop after this much wall time (0: no limit)")
     train.add_argument("--eval-every", type=int, help="steps between validations/checkpoints")
     train.add_argument("--patience", type=int, help="stop after N validations without improvement (0: off)")
+    train.add_argument("--trunk-streams", type=int, help="row slices of the frozen trunk run at once (2; 1: off)")
     train.add_argument("--seed", type=int, help="seed for LoRA init, data order and the validation sample")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --adapters")
     train.add_argument("--np", type=int, help="run N data-parallel processes on this machine via mlx.launch")

@@ -38,10 +38,11 @@ class TrainConfig:
     select_by: str = "loss"
     pool_batches: int = 32
     compile: bool = False
+    trunk_streams: int = 2
     seed: int = 0
 
     def __post_init__(self) -> None:
-        positive = ("iters", "batch_size", "rank", "eval_every", "eval_samples", "pool_batches")
+        positive = ("iters", "batch_size", "rank", "eval_every", "eval_samples", "pool_batches", "trunk_streams")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"train config: {name} must be at least 1, not {getattr(self, name)}")

@@ -3,10 +3,11 @@
     python -m finetune train [--config finetune/default.yaml] [--iters 600] [--resume]
 
 Why it is fast on a CPU (see the README's sweep): float32 through the optimized BLAS; LoRA only on the top
-`layers` blocks, so the backward pass stops there; the system-prompt prefix (identical for every text) runs once
-per step at batch 1 and its keys/values are broadcast to the batch, which is exact in forward and gradient;
-logits only at the answer positions (the 49k-word head is a fifth of the model's FLOPs per token); batches sorted
-by length inside shuffled pools; the step compiled with mx.compile.
+`layers` blocks, so the backward pass stops there and the frozen trunk below runs without a gradient graph, as
+`trunk_streams` row slices at once (finetune/trunk.py); the system-prompt prefix (identical for every text) runs
+at batch 1 and its keys/values are broadcast to the batch, which is exact in forward and gradient: once per run
+in the frozen blocks, once per step in the trained ones; logits only at the answer positions (the 49k-word head
+is a fifth of the model's FLOPs per token); batches sorted by length inside shuffled pools.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
+from common.calibration import CALIBRATION
 from common.config import config_dict, write_config
 from common.contract import Contract, read_contract, write_contract
-from common.prefix_cache import PrefixCache
 from finetune.config import RUN_FIELDS, TrainConfig
 from finetune.data import BatchPlan, Encoded, encode_examples, eval_sample, load_split, make_batch, shard
+from finetune.trunk import FrozenTrunk, top_answer_logits
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +39,17 @@ ADAPTERS = "adapters.safetensors"
 METRICS = "metrics.jsonl"
 
 
-def answer_logits(model, prefix: mx.array, inputs: mx.array, positions: mx.array) -> mx.array:
-    """Logits (B, A, vocab) at the answer positions of `prefix + inputs`, the prefix run once for the batch."""
-    inner = model.model
-    caches = [PrefixCache() for _ in inner.layers]
-    inner(prefix, cache=caches)
-    hidden = inner(inputs, cache=caches)
-    index = mx.broadcast_to(positions[..., None], (*positions.shape, hidden.shape[-1]))
-    picked = mx.take_along_axis(hidden, index, axis=1)
-    if hasattr(model, "lm_head"):
-        return model.lm_head(picked)
-    return inner.embed_tokens.as_linear(picked)
+def make_answer_loss(n_frozen: int):
+    """Cross-entropy summed over the answer tokens, divided by the GLOBAL batch's answer-token count.
 
+    Its inputs are the frozen trunk's outputs (finetune/trunk.py): the prefix's hidden states and the batch's.
+    """
 
-def answer_loss(model, prefix, inputs, positions, targets, mask, norm) -> mx.array:
-    """Cross-entropy summed over the answer tokens, divided by the GLOBAL batch's answer-token count."""
-    logits = answer_logits(model, prefix, inputs, positions)
-    return (nn.losses.cross_entropy(logits, targets) * mask).sum() / norm
+    def answer_loss(model, prefix_hidden, hidden, positions, targets, mask, norm) -> mx.array:
+        logits = top_answer_logits(model, n_frozen, prefix_hidden, hidden, positions)
+        return (nn.losses.cross_entropy(logits, targets) * mask).sum() / norm
+
+    return answer_loss
 
 
 def add_lora(model, config: TrainConfig) -> int:
@@ -87,7 +83,7 @@ def make_optimizer(config: TrainConfig) -> optim.Optimizer:
     return optim.Adam(learning_rate=decay)
 
 
-def evaluate(model, prefix: mx.array, examples: list[Encoded], label_ids, answer_width: int, world) -> dict:
+def evaluate(model, trunk: FrozenTrunk, examples: list[Encoded], label_ids, answer_width: int, world) -> dict:
     """Loss per answer token and label accuracy (argmax of the two label tokens) over this rank's shard, summed."""
     model.eval()
     mine = shard(np.argsort([len(e.suffix) for e in examples], kind="stable"), world.rank(), world.size())
@@ -95,7 +91,8 @@ def evaluate(model, prefix: mx.array, examples: list[Encoded], label_ids, answer
     labels_idx = mx.array(label_ids)
     for start in range(0, len(mine), 32):
         batch = make_batch([examples[i] for i in mine[start : start + 32]], answer_width)
-        logits = answer_logits(model, prefix, mx.array(batch.inputs), mx.array(batch.positions))
+        hidden = trunk(batch.inputs)
+        logits = top_answer_logits(model, len(trunk.blocks), trunk.prefix_hidden, hidden, mx.array(batch.positions))
         mask = mx.array(batch.mask)
         ce = (nn.losses.cross_entropy(logits, mx.array(batch.targets)) * mask).sum()
         pred = mx.argmax(logits[:, 0, :][:, labels_idx], axis=-1)
@@ -154,6 +151,8 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         raise ValueError(f"{out}/{CHECKPOINT}: no checkpoint to resume from; run without --resume")
     if not resume and (out / CHECKPOINT).exists() and rank == 0:
         shutil.rmtree(out / CHECKPOINT)  # a fresh run must not be resumed into by mistake later
+    if not resume and rank == 0:
+        (out / CALIBRATION).unlink(missing_ok=True)  # chosen for the old weights: stale once training starts
 
     mx.random.seed(config.seed)
     model, contract, prefix_ids, train, valid, label_ids = prepare(config)
@@ -167,17 +166,18 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     if rank == 0:
         write_run_files(config, contract, layers)
     answer_width = max(e.answer_len for e in train + valid)
-    prefix = mx.array([prefix_ids])
+    n_frozen = len(model.layers) - layers
+    trunk = FrozenTrunk(model, n_frozen, prefix_ids, streams=config.trunk_streams)
     plan = BatchPlan([len(e.suffix) for e in train], config.batch_size, config.seed, config.pool_batches)
-    loss_and_grad = nn.value_and_grad(model, answer_loss)
+    loss_and_grad = nn.value_and_grad(model, make_answer_loss(n_frozen))
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     log.info(
         "training %d examples (%d per epoch batches), %d valid, LoRA rank %d on top %d of %d blocks: %.2fM params",
         len(train), plan.per_epoch, len(valid), config.rank, layers, len(model.layers), trainable / 1e6,
     )  # fmt: skip
 
-    def step(prefix, inputs, positions, targets, mask, norm):
-        loss, grads = loss_and_grad(model, prefix, inputs, positions, targets, mask, norm)
+    def step(prefix_hidden, hidden, positions, targets, mask, norm):
+        loss, grads = loss_and_grad(model, prefix_hidden, hidden, positions, targets, mask, norm)
         if size > 1:
             grads = sum_across(grads)
             loss = mx.distributed.all_sum(loss, stream=mx.cpu)
@@ -193,13 +193,13 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     started = time.perf_counter() - progress["elapsed"]
     first = progress["step"]
 
-    eval_seconds = [0.0]  # the last validation's duration: the time cap keeps room for one more
+    eval_seconds = [0.0]  # the longest validation so far: the time cap keeps room for one more
 
     def run_eval(at: int) -> bool:
         """Evaluate, keep the best adapters; return whether patience ran out."""
         tic = time.perf_counter()
-        result = evaluate(model, prefix, valid, label_ids, answer_width, world)
-        eval_seconds[0] = time.perf_counter() - tic
+        result = evaluate(model, trunk, valid, label_ids, answer_width, world)
+        eval_seconds[0] = max(eval_seconds[0], time.perf_counter() - tic)
         better = is_better(result, progress["best"], config.select_by)
         if better:
             progress.update(best=result, best_step=at, bad_evals=0)
@@ -218,7 +218,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     stop_reason = "iters"
     if first == 0 and config.eval_first and run_eval(0):
         stop_reason = "patience"
-    window_tokens, window_time = 0, 0.0
+    window_tokens, window_time, slowest = 0, 0.0, 0.0
     model.train()
     at = first
     while at < config.iters and stop_reason == "iters":
@@ -227,7 +227,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         norm = float(sum(e.answer_len for e in global_examples))
         batch = make_batch([global_examples[i] for i in shard(np.arange(len(indices)), rank, size)], answer_width)
         tic = time.perf_counter()
-        loss = step(prefix, mx.array(batch.inputs), mx.array(batch.positions), mx.array(batch.targets),
+        loss = step(trunk.prefix_hidden, trunk(batch.inputs), mx.array(batch.positions), mx.array(batch.targets),
                     mx.array(batch.mask), mx.array(norm))  # fmt: skip
         mx.eval(loss, model.trainable_parameters(), optimizer.state)
         took = time.perf_counter() - tic
@@ -238,8 +238,10 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         metrics.write({"step": at, "loss": loss.item(), "lr": lr, "tokens": seq_tokens, "seconds": took})
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{window_tokens / window_time:.0f}")
-        # Stop early enough that the next step and the closing validation still fit in max_seconds.
-        if config.max_seconds and time.perf_counter() - started + took + eval_seconds[0] >= config.max_seconds:
+        # Stop early enough that the next step (as slow as the slowest so far: a batch of long texts takes ~5x a
+        # short one) and the closing validation still fit in max_seconds.
+        slowest = max(slowest, took)
+        if config.max_seconds and time.perf_counter() - started + slowest + eval_seconds[0] >= config.max_seconds:
             stop_reason = "max_seconds"
         if at % config.eval_every == 0 or at == config.iters or stop_reason != "iters":
             if run_eval(at):
