@@ -91,6 +91,25 @@ def export_gguf(c, model="model/fused", out="model/gguf"):
 @task(
     help={
         "model": "fused model dir, or the base model with --adapters",
+        "adapters": "adapter directory (with a base model); calibration.json is written there",
+        "data": "labelled validation data (default: data/processed/valid.parquet; never the test split)",
+        "max_fpr": "false-alarm rate allowed on that data (0.02)",
+    }
+)
+def calibrate(c, model="model/fused", adapters=None, data=None, max_fpr=None):
+    """Choose the decision threshold on the validation split; serve and eval use it from then on."""
+    c.run(
+        f"{PY} -m evalharness calibrate"
+        + _opt("--model", model)
+        + _opt("--adapters", adapters)
+        + _opt("--data", data)
+        + _opt("--max-fpr", max_fpr)
+    )
+
+
+@task(
+    help={
+        "model": "fused model dir, or the base model with --adapters",
         "adapters": "adapter directory (with a base model)",
         "data": "labelled JSONL/Parquet/CSV (default: data/processed/test.parquet)",
         "name": "report name under output/eval/",
@@ -163,11 +182,12 @@ def bench(c, parts="blas,prep,train,serve", quick=False):
 
 @task
 def all(c):
-    """The whole pipeline on the embedded default: model, prep, train, fuse, eval, lm-eval, then a summary."""
+    """The whole pipeline on the embedded default: model, prep, train, fuse, calibrate, eval, lm-eval, a summary."""
     model(c)
     prep(c)
     train(c)
     fuse(c)
+    calibrate(c)  # the threshold, chosen on the valid split
     eval(c, name="test", check_lm_eval=True)  # runs the lm-eval task too and checks it agrees with serve
     if SAFE_GUARD_TEST.exists():
         eval(c, data=str(SAFE_GUARD_TEST), name="safe-guard")

@@ -3,6 +3,7 @@
 python -m evalharness eval --model model/fused [--adapters DIR] [--data FILE] [--name NAME]
 python -m evalharness lm-eval --model model/fused [--adapters DIR] [--data FILE] [--limit N]
 python -m evalharness check --model model/fused [--data FILE] [--limit N]   # lm-eval acc == serve acc @0.5
+python -m evalharness calibrate --model model/fused [--max-fpr 0.02]         # threshold on valid -> calibration.json
 python -m evalharness summary                                               # the pipeline's summary table
 """
 
@@ -28,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("eval", help="serve over the data, metrics, report -> output/eval/<name>/")
     _common(ev)
-    ev.add_argument("--threshold", type=float, default=0.5, help="predict unsafe when score >= this")
+    ev.add_argument(
+        "--threshold", type=float, help="predict unsafe when score >= this (the model's calibration, else 0.5)"
+    )
     ev.add_argument("--target-fpr", type=float, default=0.01, help="report the threshold meeting this FPR")
     ev.add_argument("--batch-size", type=int, help="passed to serve as --batch-size")
     ev.add_argument("--check-lm-eval", action="store_true", help="also run lm-eval and compare accuracies")
@@ -38,6 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     ck = sub.add_parser("check", help="lm-eval accuracy must equal serve's accuracy at threshold 0.5 (exit 1 if not)")
     _common(ck)
     sub.add_parser("summary", help="the pipeline's summary table from the stages' files -> output/summary.md")
+    cal = sub.add_parser(
+        "calibrate", help="choose the threshold on the valid split -> <model or adapters>/calibration.json"
+    )
+    cal.add_argument("--model", required=True, help="mlx-lm model dir (fused model, or base with --adapters)")
+    cal.add_argument("--adapters", help="LoRA adapters dir (with contract.json); calibration.json is written there")
+    cal.add_argument(
+        "--data", help="labelled validation data (default data/processed/valid.parquet; never the test split)"
+    )
+    cal.add_argument("--max-fpr", type=float, default=0.02, help="false-alarm rate allowed on that data (0.02)")
     args = parser.parse_args(argv)
     if args.command == "summary":
         from evalharness.summary import write_summary
@@ -48,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    if args.command == "calibrate":
+        from evalharness.calibrate import CalibrationRun, run_calibration
+
+        print(json.dumps(run_calibration(CalibrationRun(args.model, args.adapters, args.data, args.max_fpr))))
+        return 0
     if args.command == "lm-eval":
         from evalharness.lm_eval_run import LmEvalRun, run_lm_eval
 

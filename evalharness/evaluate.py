@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.calibration import read_threshold
 from common.config import config_dict, write_config
 from evalharness.data import (
     DEFAULT_DATA,
@@ -39,7 +40,7 @@ class EvalRun:
     data: str | None = None  # default data/processed/test.parquet
     name: str | None = None  # default <model>[+<adapters>]__<data stem>
     limit: int | None = None
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model's calibration.json, else 0.5 (what serve uses)
     target_fpr: float = 0.01
     batch_size: int | None = None  # serve's default when None
     check_lm_eval: bool = False
@@ -73,7 +74,11 @@ def run_eval(run: EvalRun) -> dict:
     data = str(run.data or DEFAULT_DATA)
     rows = read_labelled(data, contract.labels)[: run.limit]
     joined = join_predictions(rows, score_with_serve(run, rows), by="id")
-    report = compute_report(joined, run.threshold, run.target_fpr)
+    threshold = run.threshold
+    if threshold is None:
+        threshold, source = read_threshold(run.model, run.adapters)
+        log.info("threshold %.4f (%s)", threshold, source)
+    report = compute_report(joined, threshold, run.target_fpr)
     out = Path(run.out_root) / (run.name or default_name(run.model, run.adapters, data))
     out.mkdir(parents=True, exist_ok=True)
     metrics = {

@@ -51,6 +51,7 @@ def summary_rows(root: Path = ROOT) -> list[tuple[str, str, str]]:
         )
     test = _load(root / "output/eval/test/metrics.json")
     if test:
+        rows.append(("decision threshold (calibrate: FPR ≤ 2% on valid)", _num(test.get("threshold")), ""))
         rows.append(("test F1 (unsafe)", _num(test["f1"]), f"≥ {TARGETS['f1']}"))
         rows.append(("test FPR", _pct(test["fpr"]), f"≤ {_pct(TARGETS['fpr'])}"))
         rows.append(("test accuracy / ROC-AUC", f"{_num(test['accuracy'])} / {_num(test['roc_auc'])}", ""))

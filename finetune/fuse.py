@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.calibration import CALIBRATION
 from common.contract import CONTRACT_FILE, read_contract, write_contract
 
 log = logging.getLogger(__name__)
@@ -73,5 +74,7 @@ def fuse_adapters(config: FuseConfig) -> Path:
         shutil.rmtree(out)
     save(out, str(config.model), model, tokenizer, model_config, donate_model=False)
     write_contract(contract, out)
+    if (adapters / CALIBRATION).exists():  # the same function as base + adapters, so the same threshold
+        shutil.copy2(adapters / CALIBRATION, out / CALIBRATION)
     log.info("fused %d LoRA layers from %s into %s", len(fused), adapters, out)
     return out
