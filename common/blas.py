@@ -27,6 +27,7 @@ INSTALL_HINT = (
 )
 
 _loaded: str | None = None
+_library: ctypes.CDLL | None = None  # the loaded BLAS, for its thread-count call
 _done = False
 
 
@@ -46,7 +47,7 @@ def candidate_paths() -> list[str]:
 
 def ensure_fast_blas(quiet: bool = False) -> str | None:
     """Load the best BLAS found into the global scope once; return its path (None when none or not Linux)."""
-    global _loaded, _done
+    global _loaded, _library, _done
     if _done:
         return _loaded
     _done = True
@@ -61,7 +62,7 @@ def ensure_fast_blas(quiet: bool = False) -> str | None:
     paths = [choice] if choice else candidate_paths()
     for path in paths:
         try:
-            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            _library = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
         except OSError:
             continue
         _loaded = path
@@ -105,11 +106,10 @@ def share_cores(concurrent: int) -> None:
 
 def set_blas_threads(threads: int) -> bool:
     """Set the loaded BLAS's thread count (OpenBLAS or MKL); False when none is loaded or it has no such call."""
-    if _loaded is None:
+    if _library is None:
         return False
-    library = ctypes.CDLL(_loaded, mode=ctypes.RTLD_GLOBAL)
     for name in ("openblas_set_num_threads", "MKL_Set_Num_Threads"):
-        setter = getattr(library, name, None)
+        setter = getattr(_library, name, None)
         if setter is not None:
             setter(ctypes.c_int(max(1, threads)))
             return True

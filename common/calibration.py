@@ -16,21 +16,18 @@ DEFAULT_THRESHOLD = 0.5
 
 
 def read_threshold(model_dir: str | Path, adapters: str | Path | None = None) -> tuple[float, str]:
-    """(threshold, where it came from): the adapters dir's calibration.json, else the model dir's, else 0.5."""
-    dirs = [Path(adapters)] if adapters is not None else [Path(model_dir)]
-    for directory in dirs:
-        path = directory / CALIBRATION
-        if path.exists():
-            try:
-                threshold = float(json.loads(path.read_text())["threshold"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(
-                    f"{path}: no valid 'threshold' ({exc}); rerun `invoke calibrate` or delete it"
-                ) from None
-            if not 0.0 <= threshold <= 1.0:
-                raise ValueError(f"{path}: threshold {threshold} is outside [0, 1]; rerun `invoke calibrate`")
-            return threshold, str(path)
-    return DEFAULT_THRESHOLD, "default"
+    """(threshold, where it came from): calibration.json of the adapters dir when given, else of the model dir;
+    0.5 without one (a fused model's calibration does not apply to base + some other adapters)."""
+    path = Path(adapters if adapters is not None else model_dir) / CALIBRATION
+    if not path.exists():
+        return DEFAULT_THRESHOLD, "default"
+    try:
+        threshold = float(json.loads(path.read_text())["threshold"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: no valid 'threshold' ({exc}); rerun `invoke calibrate` or delete it") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"{path}: threshold {threshold} is outside [0, 1]; rerun `invoke calibrate`")
+    return threshold, str(path)
 
 
 def write_calibration(directory: str | Path, record: dict) -> Path:

@@ -39,7 +39,7 @@ def run_calibration(run: CalibrationRun) -> dict:
     contract = resolve_contract(run.model, run.adapters, None)
     data = str(run.data or VALID)
     rows = read_labelled(data, contract.labels)
-    scored = join_predictions(rows, score_with_serve(EvalRun(run.model, run.adapters, threshold=0.5), rows), by="id")
+    scored = join_predictions(rows, score_with_serve(EvalRun(run.model, run.adapters), rows), by="id")
     labels, scores = [r["label"] for r in scored], [r["score"] for r in scored]
     chosen = threshold_for_fpr(labels, scores, run.max_fpr)
     threshold = max(DEFAULT_THRESHOLD, chosen["threshold"] if chosen["threshold"] is not None else 1.0)

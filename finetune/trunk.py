@@ -20,6 +20,7 @@ from mlx_lm.models.base import create_attention_mask
 
 from common.blas import share_cores
 from common.prefix_cache import PrefixCache
+from common.streams import StreamPool
 
 
 def run_blocks(inner, hidden: mx.array, blocks: list, caches: list[PrefixCache]) -> mx.array:
@@ -44,20 +45,12 @@ class FrozenTrunk:
         self.prefix_hidden = run_blocks(self.inner, self.inner.embed_tokens(mx.array([prefix_ids])), self.blocks,
                                         self.caches)  # fmt: skip
         mx.eval(self.prefix_hidden, [(c.keys, c.values) for c in self.caches])
-        self.streams = [mx.new_stream(mx.default_device()) for _ in range(streams)] if streams > 1 else []
+        self.pool = StreamPool(streams)
 
     def __call__(self, inputs: np.ndarray) -> mx.array:
         """The hidden states entering the first trained block, evaluated, without a gradient path."""
-        parts = [p for p in np.array_split(inputs, max(1, len(self.streams))) if len(p)]
-        if len(parts) == 1:
-            out = [self._forward(parts[0])]
-        else:
-            share_cores(len(parts))
-            out = []
-            for part, stream in zip(parts, self.streams, strict=False):
-                with mx.stream(stream):
-                    out.append(self._forward(part))
-        mx.eval(out)
+        parts = [p for p in np.array_split(inputs, len(self.pool)) if len(p)]
+        out = self.pool.run(self._forward, parts)
         share_cores(1)  # the top blocks' forward and backward run alone: every core to the BLAS
         return mx.stop_gradient(out[0] if len(out) == 1 else mx.concatenate(out))
 

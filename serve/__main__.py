@@ -33,9 +33,7 @@ class ServeConfig:
     adapters: Path | None = None  # LoRA adapters dir (its contract.json is the contract)
     input: str = "auto"  # auto | jsonl | text (see serve/io.py for the auto rule)
     output: str = "jsonl"  # jsonl | text
-    threshold: float | None = (
-        None  # unsafe when P(unsafe) >= threshold; default: the model's calibration.json, else 0.5
-    )
+    threshold: float | None = None  # unsafe when P(unsafe) >= it; default: the model's calibration.json, else 0.5
     batch_size: int = 32  # most texts per forward pass (also capped at 1024 padded tokens)
     max_tokens: int | None = None  # text tokens kept (head + tail); default: the contract's max_text_tokens
     workers: int | None = None  # batches run at once on the CPU, one MLX stream each; default 2 (1 on a GPU)

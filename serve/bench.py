@@ -103,8 +103,8 @@ def time_serve(model_dir: Path, texts: list[str], batch_size: int, workers: int 
     for start in range(0, len(rows), window):
         part = rows[start : start + window]
         batches = plan_batches([len(r) for r in part], batch_size, MAX_BATCH_TOKENS)
-        for first in range(0, len(batches), len(clf.streams)):
-            group = [[part[i] for i in batch] for batch in batches[first : first + len(clf.streams)]]
+        for first in range(0, len(batches), len(clf.pool)):
+            group = [[part[i] for i in batch] for batch in batches[first : first + len(clf.pool)]]
             t0 = time.perf_counter()
             clf.score_batches(group)
             per_text += [time.perf_counter() - t0] * sum(map(len, group))
@@ -112,7 +112,7 @@ def time_serve(model_dir: Path, texts: list[str], batch_size: int, workers: int 
     result = summarize_latencies([total], per_text=per_text, count=len(texts))
     result["text_tokens_mean"] = round(sum(map(len, rows)) / len(rows), 1)  # text + template suffix
     result["prefix_tokens"] = len(clf.prefix_ids)
-    result["workers"] = len(clf.streams)
+    result["workers"] = len(clf.pool)
     return result
 
 

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from common.blas import cpu_cores, share_cores
+from common.blas import cpu_cores
 from common.calibration import read_threshold
 from common.contract import Contract, read_contract
 from common.prefix_cache import PrefixCache
+from common.streams import StreamPool
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,7 @@ class Classifier:
     ):
         if batch_size < 1:
             raise ValueError("batch size must be at least 1")
-        workers = default_workers() if workers is None else workers
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, not {workers}")
+        self.pool = StreamPool(default_workers() if workers is None else workers)
         if threshold is None:  # the model's calibrated threshold (evalharness calibrate), else 0.5
             threshold, source = read_threshold(model_dir, adapters)
             log.info("threshold %.4f (%s)", threshold, source)
@@ -86,7 +85,6 @@ class Classifier:
         self.prefix_ids, self.suffix_ids = self.contract.prompt_parts(self.tokenizer)
         self.label_ids = self.contract.label_ids(self.tokenizer)
         self._prefix_cache = self._compute_prefix()
-        self.streams = [mx.new_stream(mx.default_device()) for _ in range(workers)] if workers > 1 else [None]
 
     @property
     def max_tokens(self) -> int:
@@ -108,8 +106,8 @@ class Classifier:
         scores: list[float] = [0.0] * len(rows)
         batches = plan_batches([len(r) for r in rows], self.batch_size, MAX_BATCH_TOKENS)
         # Neighbours in length order run together, so the concurrent batches take about the same time.
-        for start in range(0, len(batches), len(self.streams)):
-            group = batches[start : start + len(self.streams)]
+        for start in range(0, len(batches), len(self.pool)):
+            group = batches[start : start + len(self.pool)]
             for batch, values in zip(group, self.score_batches([[rows[i] for i in b] for b in group]), strict=True):
                 for index, value in zip(batch, values, strict=True):
                     scores[index] = value
@@ -121,23 +119,17 @@ class Classifier:
 
     def score_batches(self, batches: list[list[list[int]]]) -> list[list[float]]:
         """Up to `workers` batches at once, one per stream, each with its share of the BLAS threads."""
-        if len(batches) > len(self.streams):
-            raise ValueError(f"{len(batches)} batches for {len(self.streams)} workers")
-        share_cores(len(batches))  # a lone batch gets every core's BLAS threads
-        probs = [self._forward(rows, stream) for rows, stream in zip(batches, self.streams, strict=False)]
-        mx.eval(probs)
-        return [p.tolist() for p in probs]
+        return [p.tolist() for p in self.pool.run(self._forward, batches)]
 
-    def _forward(self, rows: list[list[int]], stream) -> mx.array:
-        """The lazy graph of P(unsafe) for one right-padded batch, on `stream` (None: the default stream)."""
-        with mx.stream(stream if stream is not None else mx.default_stream(mx.default_device())):
-            lengths = [len(r) for r in rows]
-            width = max(lengths)
-            padded = mx.array([r + [0] * (width - len(r)) for r in rows], dtype=mx.int32)
-            hidden = self.model.model(padded, cache=self._prefix_cache)
-            last = hidden[mx.arange(len(rows)), mx.array(lengths) - 1]
-            logits = self._project(last)[:, list(self.label_ids)].astype(mx.float32)
-            return mx.softmax(logits, axis=-1)[:, 1]
+    def _forward(self, rows: list[list[int]]) -> mx.array:
+        """The lazy graph of P(unsafe) for one right-padded batch (built on the stream the pool chose)."""
+        lengths = [len(r) for r in rows]
+        width = max(lengths)
+        padded = mx.array([r + [0] * (width - len(r)) for r in rows], dtype=mx.int32)
+        hidden = self.model.model(padded, cache=self._prefix_cache)
+        last = hidden[mx.arange(len(rows)), mx.array(lengths) - 1]
+        logits = self._project(last)[:, list(self.label_ids)].astype(mx.float32)
+        return mx.softmax(logits, axis=-1)[:, 1]
 
     def _result(self, score: float, tokens: int, truncated: bool) -> Result:
         label = self.contract.unsafe_label if score >= self.threshold else self.contract.safe_label

@@ -265,7 +265,7 @@ def test_concurrent_workers_give_the_scores_of_one(serve_model_dir):
     texts = [f"text number {i} " * (1 + i % 13) for i in range(40)]  # several batches of different widths
     one = Classifier(serve_model_dir, batch_size=4, workers=1)
     two = Classifier(serve_model_dir, batch_size=4, workers=2)
-    assert len(one.streams) == 1 and len(two.streams) == 2
+    assert len(one.pool) == 1 and len(two.pool) == 2
     assert [r.score for r in two.score(texts)] == pytest.approx([r.score for r in one.score(texts)], abs=1e-5)
     rows = [two.encode(t)[0] for t in texts[:3]]
     with pytest.raises(ValueError, match="3 batches for 2 workers"):
