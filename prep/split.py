@@ -10,6 +10,7 @@ goes to the split furthest below its target share of the stratum's rows.
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 from prep.clean import Corpus
 
@@ -41,3 +42,31 @@ def split_groups(corpus: Corpus, fractions: tuple[float, float, float], seed: in
             for i in members[group]:
                 assignment[i] = choice
     return assignment
+
+
+def cap_train_rows(corpus: Corpus, assignment: list[int], caps: dict[str, int], seed: int) -> Counter:
+    """Drop train rows of a capped source beyond its cap (assignment -1); valid and test are never touched.
+
+    Training sees less than one epoch, so the rows it gets should be diverse, not six fillings of one jailbreak
+    template. Kept first: every group's first row, then every group's second row, ...; within one round the
+    categories take turns (so evals keeps all its folders); ties are broken by a seeded shuffle.
+    Returns the drop counts keyed "<source>:train_cap".
+    """
+    drops: Counter = Counter()
+    for source, cap in sorted(caps.items()):
+        rows = [i for i in range(len(corpus)) if assignment[i] == 0 and corpus.sources[i] == source]
+        if len(rows) <= cap:
+            continue
+        random.Random(f"{seed}:train_cap:{source}").shuffle(rows)
+        in_group: Counter = Counter()
+        in_category: Counter = Counter()
+        order = []
+        for i in rows:
+            group_rank = in_group[corpus.groups[i]]
+            in_group[corpus.groups[i]] += 1
+            order.append((group_rank, in_category[(group_rank, corpus.categories[i])], len(order), i))
+            in_category[(group_rank, corpus.categories[i])] += 1
+        for *_, i in sorted(order)[cap:]:
+            assignment[i] = -1
+        drops[f"{source}:train_cap"] = len(rows) - cap
+    return drops

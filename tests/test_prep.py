@@ -323,6 +323,49 @@ def test_source_groups_stay_together_without_being_deduplicated():
     assert assignment != split_groups(corpus, (0.8, 0.1, 0.1), seed=2)
 
 
+def test_train_caps_keep_groups_and_categories_diverse_and_leave_valid_test_alone(tmp_path):
+    from prep.clean import clean_rows
+    from prep.rows import Row
+    from prep.split import cap_train_rows, split_groups
+
+    requests = corpus_records(200, seed=11)
+    rows = [Row(r["text"], int(r["label"] == "malicious"), "mem") for r in corpus_records(100, seed=5)]
+    for t in range(30):  # 30 templates x 6 fillings, in 3 categories
+        rows += [
+            Row(f"wrapper {t} says: {requests[t * 6 + v]['text']}", 1, "mem/wrap", group=f"tpl{t}", category=f"c{t % 3}")
+            for v in range(6)
+        ]
+    corpus = clean_rows(iter(rows), config(), Counter())
+    assignment = split_groups(corpus, (0.8, 0.1, 0.1), seed=1)
+    before = list(assignment)
+    train_groups = {g for g, s in zip(corpus.groups, before, strict=True) if s == 0 and g.startswith("tpl")}
+    drops = cap_train_rows(corpus, assignment, {"mem/wrap": 2 * len(train_groups), "absent": 5}, seed=1)
+    assert drops == Counter({"mem/wrap:train_cap": 6 * len(train_groups) - 2 * len(train_groups)})
+    kept = Counter(g for g, s in zip(corpus.groups, assignment, strict=True) if s == 0 and g.startswith("tpl"))
+    assert set(kept) == train_groups and set(kept.values()) == {2}  # two fillings of every template
+    for old, new in zip(before, assignment, strict=True):
+        assert new == old or (old == 0 and new == -1)  # only train rows are dropped
+
+    evals = [Row(f"{r['text']} quiz", 0, "quiz", category=f"f{i % 10}") for i, r in enumerate(corpus_records(300, seed=3))]
+    corpus = clean_rows(iter(evals), config(), Counter())
+    assignment = [0] * len(corpus)
+    cap_train_rows(corpus, assignment, {"quiz": 50}, seed=0)
+    kept = Counter(c for c, s in zip(corpus.categories, assignment, strict=True) if s == 0)
+    assert sum(kept.values()) == 50 and set(kept.values()) == {5}  # the categories take turns
+
+
+def test_train_caps_cli_and_manifest(tmp_path):
+    src = write_jsonl(tmp_path / "s.jsonl", corpus_records(150))
+    out = tmp_path / "out"
+    assert run_main(["--sources", str(src), "--out", str(out), "--train-caps", "local:s.jsonl=40"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["totals"]["train"] == 40 and manifest["drops_by_reason"]["train_cap"] > 50
+    uncapped = tmp_path / "uncapped"
+    assert run_main(["--sources", str(src), "--out", str(uncapped), "--train-caps", "none"]) == 0
+    assert (out / "test.parquet").read_bytes() == (uncapped / "test.parquet").read_bytes()
+    assert run_main(["--sources", str(src), "--out", str(out), "--train-caps", "s=many"]) == 2
+
+
 def test_config_file_and_unknown_keys(tmp_path):
     src = write_jsonl(tmp_path / "c.jsonl", corpus_records(30) + [{"text": "x" * 150, "label": 0}])
     (tmp_path / "prep.yaml").write_text(f"sources: [{src}]\nmax_chars: 120\nsplit: [0.5, 0.25, 0.25]\n")
