@@ -1,6 +1,6 @@
 """`invoke bench`: run benchmark parts side by side in one run and collect their JSON + markdown.
 
-    python -m common.bench --parts blas,prep,train,serve --out output/bench
+    python -m common.bench --parts blas,prep,train,serve,lm_eval --out output/bench
 
 Each part is a module `python -m <module> --out DIR` that writes DIR/<part>.json and DIR/<part>.md.
 """
@@ -19,9 +19,10 @@ PARTS = {
     "prep": "prep.bench",
     "train": "finetune.bench",
     "serve": "serve.bench",
+    "lm_eval": "evalharness.bench",
     "gguf": "finetune.gguf_check",  # needs the gguf-check extra (llama-cpp-python); not in the default parts
 }
-DEFAULT_PARTS = ("blas", "prep", "train", "serve")
+DEFAULT_PARTS = ("blas", "prep", "train", "serve", "lm_eval")
 
 
 def run_parts(parts: list[str], out: Path, extra: list[str]) -> int:

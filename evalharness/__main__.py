@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--check-lm-eval", action="store_true", help="also run lm-eval and compare accuracies")
     lm = sub.add_parser("lm-eval", help="the prompt_safety lm-eval task -> output/lm-eval/<name>/")
     _common(lm)
-    lm.add_argument("--batch-size", type=int, default=8, help="lm-eval batch size")
+    lm.add_argument(
+        "--batch-size", type=int, default=32, help="rows per forward pass (length-sorted batches, as serve)"
+    )
     ck = sub.add_parser("check", help="lm-eval accuracy must equal serve's accuracy at threshold 0.5 (exit 1 if not)")
     _common(ck)
     sub.add_parser("summary", help="the pipeline's summary table from the stages' files -> output/summary.md")

@@ -29,7 +29,7 @@ class LmEvalRun:
     contract: str | None = None  # a dir with contract.json / manifest.json, for a bare base model
     data: str | None = None  # default data/processed/test.parquet
     limit: int | None = None
-    batch_size: int = 8
+    batch_size: int = 32  # rows per forward pass (length-sorted, as in serve)
     name: str | None = None
     out_root: str = str(ROOT / "output/lm-eval")
 

@@ -128,26 +128,32 @@ class Classifier:
         padded = mx.array([r + [0] * (width - len(r)) for r in rows], dtype=mx.int32)
         hidden = self.model.model(padded, cache=self._prefix_cache)
         last = hidden[mx.arange(len(rows)), mx.array(lengths) - 1]
-        logits = self._project(last)[:, list(self.label_ids)].astype(mx.float32)
+        logits = output_head(self.model, last)[:, list(self.label_ids)].astype(mx.float32)
         return mx.softmax(logits, axis=-1)[:, 1]
 
     def _result(self, score: float, tokens: int, truncated: bool) -> Result:
         label = self.contract.unsafe_label if score >= self.threshold else self.contract.safe_label
         return Result(label=label, score=score, truncated=truncated, tokens=tokens)
 
-    def _project(self, hidden: mx.array) -> mx.array:
-        # The output head only on the gathered rows: a full-sequence head would cost ~20% more compute.
-        if getattr(self.model, "lm_head", None) is not None:
-            return self.model.lm_head(hidden)
-        return self.model.model.embed_tokens.as_linear(hidden)
-
     def _compute_prefix(self) -> list[PrefixCache]:
-        if not hasattr(self.model, "model") or not hasattr(self.model.model, "embed_tokens"):
-            raise ValueError("serve supports llama-style mlx-lm models (model.model.embed_tokens + layers)")
-        caches = [PrefixCache() for _ in self.model.model.layers]
-        self.model.model(mx.array([self.prefix_ids], dtype=mx.int32), cache=caches)
-        mx.eval([(c.keys, c.values) for c in caches])
-        return caches
+        return prefix_kv(self.model, self.prefix_ids)
+
+
+def output_head(model, hidden: mx.array) -> mx.array:
+    """Vocabulary logits of gathered hidden rows (the head on a full sequence would cost ~20% more compute)."""
+    if getattr(model, "lm_head", None) is not None:
+        return model.lm_head(hidden)
+    return model.model.embed_tokens.as_linear(hidden)
+
+
+def prefix_kv(model, prefix_ids: list[int]) -> list[PrefixCache]:
+    """The shared prefix's keys/values in every layer, computed once (evaluated)."""
+    if not hasattr(model, "model") or not hasattr(model.model, "embed_tokens"):
+        raise ValueError("serve supports llama-style mlx-lm models (model.model.embed_tokens + layers)")
+    caches = [PrefixCache() for _ in model.model.layers]
+    model.model(mx.array([prefix_ids], dtype=mx.int32), cache=caches)
+    mx.eval([(c.keys, c.values) for c in caches])
+    return caches
 
 
 def plan_batches(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[int]]:

@@ -77,6 +77,41 @@ def test_requests_tokenize_exactly_like_serve(model_dir, data_file):
             assert lm._encode(prompt + choice) == contract.prompt_ids(tok, text) + [label_id]
 
 
+def test_batched_loglikelihood_equals_mlx_lm_loop(model_dir):
+    from types import SimpleNamespace
+
+    from mlx_lm.evaluate import MLXLM
+
+    from evalharness.lm_eval_model import ContractMLXLM
+
+    lm = ContractMLXLM(pretrained=str(model_dir), batch_size=3)
+    contract, tok = lm.contract, lm.tokenizer
+    requests = []
+    for text, _, _ in TEXTS:
+        prompt = contract.prompt_text(tok, text)
+        # the task's single-token choices, two-token "unsafe", and a continuation that is no prefix of the others
+        for continuation in ("safe", "uns", "unsafe", " maybe not"):
+            requests.append(SimpleNamespace(args=(prompt, continuation)))
+    requests.append(SimpleNamespace(args=("A context outside the template:", " yes")))  # mlx-lm's loop
+    rows, others = lm._plan_rows(requests)
+    assert others == [len(requests) - 1]
+    assert len(rows) == 2 * len(TEXTS)  # "safe", "uns" and "unsafe" share a row; " maybe not" needs its own
+    fast = lm.loglikelihood(requests)
+    slow = MLXLM.loglikelihood(lm, requests)
+    assert [g for _, g in fast] == [g for _, g in slow]
+    assert [ll for ll, _ in fast] == pytest.approx([ll for ll, _ in slow], abs=2e-4)
+
+
+def test_lm_eval_bench_part(model_dir, data_file, tmp_path):
+    from evalharness.bench import run_bench
+
+    result = run_bench(tmp_path, quick=True, model=model_dir, data=data_file)
+    assert result["rows"] == len(TEXTS) and result["requests"] == 2 * len(TEXTS)
+    assert result["max_abs_loglik_diff"] < 2e-4 and result["same_greedy"] and result["speedup"] > 0
+    assert json.loads((tmp_path / "lm_eval.json").read_text()) == result
+    assert "rows/s" in (tmp_path / "lm_eval.md").read_text()
+
+
 def test_simple_evaluate_route(model_dir, data_file, tmp_path):
     from evalharness.lm_eval_run import LmEvalRun, run_lm_eval
 
