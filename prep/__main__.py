@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--caps", help='per-source row caps for builtin, e.g. "evals=5000"')
     parser.add_argument(
         "--train-caps",
-        help='caps on rows per source in the train split only, e.g. "evals=2000" ("none": no caps; default '
-        "pyrit/jailbreak_wrapper=440,evals=2000)",
+        help="caps on rows per source in the train split only (valid and test keep every row), e.g. "
+        '"pyrit/jailbreak_wrapper=440,evals=2000"; default none',
     )
     parser.add_argument(
         "--skip-bad", action="store_true", default=None, help="skip and count bad rows instead of failing"

@@ -28,10 +28,9 @@ class PrepConfig:
     cache: Path = Path("data/cache")  # pinned wheels and Hub downloads; reused, git-ignored
     skip_bad: bool = False  # skip (and count) bad rows instead of stopping at the first
     caps: str | None = None  # per-source caps for builtin, "source=N,..."; None: the sources' own defaults
-    # Caps on a source's rows in the train split only (valid/test keep every row), "source=N,..." or "none";
-    # None: TRAIN_CAPS. Training sees under one epoch, so its budget goes to diverse rows: two fillings per
-    # jailbreak template (216 templates) instead of six, and fewer quiz-style evals rows (41% and 24% of the
-    # training tokens before the caps).
+    # Caps on a source's rows in the train split only (valid/test keep every row), "source=N,..."; None or "none":
+    # no caps. E.g. "pyrit/jailbreak_wrapper=440,evals=2000" (two fillings per jailbreak template instead of six,
+    # fewer quiz rows): tried once, not the default (README, "What we tried").
     train_caps: str | None = None
     # Near-duplicates: MinHash over character shingles of the dedup key, banded LSH, verified pairs.
     shingle_chars: int = 5  # 5-char shingles: robust to typos and small edits, still specific for short texts
@@ -56,14 +55,9 @@ class PrepConfig:
             raise ValueError("shingle_chars must be >= 1 and minhash_perms >= 4")
 
 
-TRAIN_CAPS: dict[str, int] = {"pyrit/jailbreak_wrapper": 440, "evals": 2000}
-
-
 def parse_train_caps(text: str | None) -> dict[str, int]:
-    """The train-split caps: TRAIN_CAPS for None, nothing for "none", else the given "source=N" pairs."""
-    if text is None:
-        return dict(TRAIN_CAPS)
-    if text.strip().lower() == "none":
+    """The train-split caps: none for None or "none", else the given "source=N" pairs."""
+    if text is None or text.strip().lower() == "none":
         return {}
     caps = {}
     for source, value in parse_pairs(text, "--train-caps").items():

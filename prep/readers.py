@@ -233,7 +233,15 @@ def _to_row(record: dict, columns: tuple[str, str], labels: dict[str, int], sour
             f'field {label_col!r}: unknown label value {shown!r}; map it with --label-map "{shown}=0" (or =1)',
             "unknown_label",
         )
-    return Row(text=text, label=label, source=source)
+    # Optional `group` (variants that must share a split) and `category` columns, as in data/builtin/*.jsonl.
+    group, category = record.get("group"), record.get("category")
+    return Row(
+        text=text,
+        label=label,
+        source=source,
+        group=f"{source}:{group}" if isinstance(group, str) and group.strip() else None,
+        category=category if isinstance(category, str) and category.strip() else None,
+    )
 
 
 def _label(raw, labels: dict[str, int]) -> int | None:

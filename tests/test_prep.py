@@ -332,7 +332,9 @@ def test_train_caps_keep_groups_and_categories_diverse_and_leave_valid_test_alon
     rows = [Row(r["text"], int(r["label"] == "malicious"), "mem") for r in corpus_records(100, seed=5)]
     for t in range(30):  # 30 templates x 6 fillings, in 3 categories
         rows += [
-            Row(f"wrapper {t} says: {requests[t * 6 + v]['text']}", 1, "mem/wrap", group=f"tpl{t}", category=f"c{t % 3}")
+            Row(
+                f"wrapper {t} says: {requests[t * 6 + v]['text']}", 1, "mem/wrap", group=f"tpl{t}", category=f"c{t % 3}"
+            )
             for v in range(6)
         ]
     corpus = clean_rows(iter(rows), config(), Counter())
@@ -346,7 +348,9 @@ def test_train_caps_keep_groups_and_categories_diverse_and_leave_valid_test_alon
     for old, new in zip(before, assignment, strict=True):
         assert new == old or (old == 0 and new == -1)  # only train rows are dropped
 
-    evals = [Row(f"{r['text']} quiz", 0, "quiz", category=f"f{i % 10}") for i, r in enumerate(corpus_records(300, seed=3))]
+    evals = [
+        Row(f"{r['text']} quiz", 0, "quiz", category=f"f{i % 10}") for i, r in enumerate(corpus_records(300, seed=3))
+    ]
     corpus = clean_rows(iter(evals), config(), Counter())
     assignment = [0] * len(corpus)
     cap_train_rows(corpus, assignment, {"quiz": 50}, seed=0)
@@ -364,6 +368,23 @@ def test_train_caps_cli_and_manifest(tmp_path):
     assert run_main(["--sources", str(src), "--out", str(uncapped), "--train-caps", "none"]) == 0
     assert (out / "test.parquet").read_bytes() == (uncapped / "test.parquet").read_bytes()
     assert run_main(["--sources", str(src), "--out", str(out), "--train-caps", "s=many"]) == 2
+
+
+def test_local_files_keep_group_and_category(tmp_path):
+    records = corpus_records(120)
+    for i, record in enumerate(records):
+        record["group"] = f"pair-{i // 3}"  # threes that must share a split
+        record["category"] = "topic-a" if i % 2 else None
+    src = write_jsonl(tmp_path / "pairs.jsonl", records)
+    out = tmp_path / "out"
+    assert run_main(["--sources", str(src), "--out", str(out)]) == 0
+    rows = {split: read_split(out, split) for split in ("train", "valid", "test")}
+    split_of_group = {}
+    for split, split_rows in rows.items():
+        for row in split_rows:
+            assert row["group"].startswith("local:pairs.jsonl:pair-")
+            assert split_of_group.setdefault(row["group"], split) == split
+    assert {row["category"] for split_rows in rows.values() for row in split_rows} == {"topic-a", None}
 
 
 def test_config_file_and_unknown_keys(tmp_path):
