@@ -174,7 +174,12 @@ def serve(c, model=None, adapters=None, input=None, output=None, threshold=None,
     sys.exit(subprocess.call([sys.executable, "-m", "serve", *shlex.split(args)]))
 
 
-@task(help={"parts": "comma-separated: blas, prep, train, serve", "quick": "smaller inputs for a fast check"})
+@task(
+    help={
+        "parts": "comma-separated: blas, prep, train, serve, lm_eval (gguf on request)",
+        "quick": "smaller inputs for a fast check",
+    }
+)
 def bench(c, parts="blas,prep,train,serve,lm_eval", quick=False):
     """Benchmarks side by side in one run: JSON + markdown under output/bench/."""
     c.run(f"{PY} -m common.bench" + _opt("--parts", parts) + _opt("--quick", quick))

@@ -4,7 +4,8 @@
     model.model(prefix_ids, cache=caches)          # batch 1: stores the prefix's keys/values per layer
     hidden = model.model(batch_ids, cache=caches)  # any batch: attends to the prefix, stores nothing
 
-Used by training (one prefix pass per step, gradients flow through it) and by serve (one pass per process).
+Used by training (one prefix pass per step, gradients flow through it) and by serve and the lm-eval model (one
+pass per process, `prefix_kv`). `output_head` is the vocabulary head they all apply to gathered positions only.
 """
 
 from __future__ import annotations
@@ -37,3 +38,20 @@ class PrefixCache:
             return create_causal_mask(n, self.offset, window_size=window_size)
         # "causal" aligns the queries to the end of the keys, i.e. after the prefix.
         return "causal" if n > 1 else None
+
+
+def prefix_kv(model, prefix_ids: list[int]) -> list[PrefixCache]:
+    """The shared prefix's keys/values in every layer, computed once (evaluated)."""
+    if not hasattr(model, "model") or not hasattr(model.model, "embed_tokens"):
+        raise ValueError("serve supports llama-style mlx-lm models (model.model.embed_tokens + layers)")
+    caches = [PrefixCache() for _ in model.model.layers]
+    model.model(mx.array([prefix_ids], dtype=mx.int32), cache=caches)
+    mx.eval([(c.keys, c.values) for c in caches])
+    return caches
+
+
+def output_head(model, hidden: mx.array) -> mx.array:
+    """Vocabulary logits of gathered hidden rows (the head on a full sequence would cost ~20% more compute)."""
+    if getattr(model, "lm_head", None) is not None:
+        return model.lm_head(hidden)
+    return model.model.embed_tokens.as_linear(hidden)

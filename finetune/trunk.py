@@ -19,7 +19,7 @@ import numpy as np
 from mlx_lm.models.base import create_attention_mask
 
 from common.blas import share_cores
-from common.prefix_cache import PrefixCache
+from common.prefix_cache import PrefixCache, output_head
 from common.streams import StreamPool
 
 
@@ -66,7 +66,4 @@ def top_answer_logits(model, n_frozen: int, prefix_hidden: mx.array, hidden: mx.
     run_blocks(inner, prefix_hidden, blocks, caches)
     hidden = inner.norm(run_blocks(inner, hidden, blocks, caches))
     index = mx.broadcast_to(positions[..., None], (*positions.shape, hidden.shape[-1]))
-    picked = mx.take_along_axis(hidden, index, axis=1)
-    if getattr(model, "lm_head", None) is not None:
-        return model.lm_head(picked)
-    return inner.embed_tokens.as_linear(picked)
+    return output_head(model, mx.take_along_axis(hidden, index, axis=1))

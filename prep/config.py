@@ -55,14 +55,14 @@ class PrepConfig:
             raise ValueError("shingle_chars must be >= 1 and minhash_perms >= 4")
 
 
-def parse_train_caps(text: str | None) -> dict[str, int]:
-    """The train-split caps: none for None or "none", else the given "source=N" pairs."""
+def parse_caps(text: str | None, flag: str) -> dict[str, int]:
+    """Row caps per source from "source=N,..." (--caps, --train-caps); none for None or "none"."""
     if text is None or text.strip().lower() == "none":
         return {}
     caps = {}
-    for source, value in parse_pairs(text, "--train-caps").items():
+    for source, value in parse_pairs(text, flag).items():
         if not value.isdigit():
-            raise ValueError(f"--train-caps: {source}={value}: a cap must be a whole number of rows")
+            raise ValueError(f"{flag}: {source}={value}: a cap must be a whole number of rows")
         caps[source] = int(value)
     return caps
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from prep.clean import CLEAN_REASONS, clean_rows
-from prep.config import PrepConfig, parse_pairs, parse_train_caps
+from prep.config import PrepConfig, parse_caps
 from prep.readers import read_source
 from prep.rows import Row
 from prep.split import cap_train_rows, split_groups
@@ -31,7 +31,7 @@ def run_prep(config: PrepConfig) -> dict:
     if not len(corpus):
         raise ValueError(f"no rows left from {', '.join(config.sources)} after cleaning; check the sources and columns")
     assignment = split_groups(corpus, config.split, config.seed)
-    capped = cap_train_rows(corpus, assignment, parse_train_caps(config.train_caps), config.seed)
+    capped = cap_train_rows(corpus, assignment, parse_caps(config.train_caps, "--train-caps"), config.seed)
     drops.update(capped)
     manifest = write_outputs(corpus, assignment, config, drops, input_hashes(config))
     print_summary(manifest)
@@ -57,15 +57,9 @@ def open_source(spec: str, config: PrepConfig, drops: Counter) -> Iterator[Row]:
 
         caps = None
         if config.caps:  # on top of the sources' defaults
-            caps = {**DEFAULT_CAPS, **{k: _cap(k, v) for k, v in parse_pairs(config.caps, "--caps").items()}}
+            caps = {**DEFAULT_CAPS, **parse_caps(config.caps, "--caps")}
         return read_builtin(Path(config.cache) / "wheels", drops, config.seed, caps, max_chars=config.max_chars)
     return read_source(spec, config, drops)
-
-
-def _cap(source: str, value: str) -> int:
-    if not value.isdigit():
-        raise ValueError(f"--caps: {source}={value}: a cap must be a whole number of rows")
-    return int(value)
 
 
 def input_hashes(config: PrepConfig) -> dict:

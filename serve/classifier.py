@@ -26,7 +26,7 @@ import mlx.core as mx
 from common.blas import cpu_cores
 from common.calibration import read_threshold
 from common.contract import Contract, read_contract
-from common.prefix_cache import PrefixCache
+from common.prefix_cache import PrefixCache, output_head, prefix_kv
 from common.streams import StreamPool
 
 log = logging.getLogger(__name__)
@@ -137,23 +137,6 @@ class Classifier:
 
     def _compute_prefix(self) -> list[PrefixCache]:
         return prefix_kv(self.model, self.prefix_ids)
-
-
-def output_head(model, hidden: mx.array) -> mx.array:
-    """Vocabulary logits of gathered hidden rows (the head on a full sequence would cost ~20% more compute)."""
-    if getattr(model, "lm_head", None) is not None:
-        return model.lm_head(hidden)
-    return model.model.embed_tokens.as_linear(hidden)
-
-
-def prefix_kv(model, prefix_ids: list[int]) -> list[PrefixCache]:
-    """The shared prefix's keys/values in every layer, computed once (evaluated)."""
-    if not hasattr(model, "model") or not hasattr(model.model, "embed_tokens"):
-        raise ValueError("serve supports llama-style mlx-lm models (model.model.embed_tokens + layers)")
-    caches = [PrefixCache() for _ in model.model.layers]
-    model.model(mx.array([prefix_ids], dtype=mx.int32), cache=caches)
-    mx.eval([(c.keys, c.values) for c in caches])
-    return caches
 
 
 def plan_batches(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[int]]:
