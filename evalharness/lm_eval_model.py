@@ -26,6 +26,7 @@ from mlx_lm.evaluate import MLXLM
 from mlx_lm.utils import load
 from tqdm.auto import tqdm
 
+from common.fast_math import use_fast_math
 from common.prefix_cache import output_head, prefix_kv
 from common.streams import StreamPool
 from evalharness.data import resolve_contract
@@ -67,6 +68,7 @@ class ContractMLXLM(MLXLM):
         if not model:
             raise ValueError("pass the model directory: model_args pretrained=DIR")
         self._model, self.tokenizer = load(model, adapter_path=adapter_path or None)
+        use_fast_math(self._model)  # as serve: the same scores within ~1e-6
         self.contract = resolve_contract(model, adapter_path, contract)
         self._max_tokens = int(max_tokens) if max_tokens else None
         self._batch_size = int(batch_size) if str(batch_size).isdigit() else 32

@@ -28,6 +28,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from common.calibration import CALIBRATION
 from common.config import config_dict, write_config
 from common.contract import Contract, read_contract, write_contract
+from common.fast_math import use_fast_math
 from finetune.config import RUN_FIELDS, TrainConfig
 from finetune.data import BatchPlan, Encoded, encode_examples, eval_sample, load_split, make_batch, shard
 from finetune.trunk import FrozenTrunk, top_answer_logits
@@ -112,6 +113,7 @@ def prepare(config: TrainConfig):
 
     contract = read_contract(config.data)
     model, tokenizer = load(str(config.model))
+    use_fast_math(model)  # vectorized exp for SwiGLU and softmax on the CPU, with its own gradient
     dtypes = {v.dtype for _, v in tree_flatten(model.parameters())}
     if dtypes != {mx.float32}:
         log.warning("model weights are %s; float32 is much faster on the CPU (bf16/f16 skip the BLAS)", dtypes)
