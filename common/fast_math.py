@@ -3,6 +3,8 @@
     from common.fast_math import use_fast_math
     use_fast_math(model)          # CPU only; same outputs within ~1e-6 relative, same gradients
 
+PSC_FAST_MATH=off keeps MLX's own kernels (for A/B measurements, or should a model ever disagree).
+
 Profiled on 2 cores (README, Benchmarks): MLX's CPU build has no SIMD path on x86, so every `exp` (behind SiLU,
 sigmoid and softmax) runs one element at a time through a libm `fma` call, ~12 ns per element: SwiGLU took 25 of a
 block's 100 ms and the attention softmax most of the rest outside the GEMMs. The same Cephes polynomial MLX uses,
@@ -13,6 +15,7 @@ functions carry their own gradients, so training (the LoRA blocks' backward) use
 from __future__ import annotations
 
 import logging
+import os
 
 import mlx.core as mx
 
@@ -139,7 +142,7 @@ def use_fast_math(model, device=None) -> int:
     """
     from mlx_lm.models import llama
 
-    if (device or mx.default_device()) != mx.cpu:
+    if (device or mx.default_device()) != mx.cpu or os.environ.get("PSC_FAST_MATH") == "off":
         return 0
     switched = 0
     for block in getattr(getattr(model, "model", None), "layers", []):

@@ -94,7 +94,7 @@ def test_a_switched_model_gives_the_same_logits_and_lora_gradients(tiny_model_di
         assert np.allclose(ours[name], ref[name], rtol=1e-3, atol=1e-6), name
 
 
-def test_other_devices_and_architectures_keep_mlx_kernels(tiny_model_dir):
+def test_other_devices_and_architectures_keep_mlx_kernels(tiny_model_dir, monkeypatch):
     from mlx_lm import load
 
     from common.fast_math import use_fast_math
@@ -103,5 +103,8 @@ def test_other_devices_and_architectures_keep_mlx_kernels(tiny_model_dir):
     assert use_fast_math(model, device=mx.Device(mx.gpu)) == 0
     assert type(model.layers[0].mlp).__name__ == "MLP"
     assert use_fast_math(object()) == 0
+    monkeypatch.setenv("PSC_FAST_MATH", "off")
+    assert use_fast_math(model) == 0
+    monkeypatch.delenv("PSC_FAST_MATH")
     assert use_fast_math(model) == len(model.layers)
     assert use_fast_math(model) == len(model.layers)  # switching twice is harmless
