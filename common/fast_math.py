@@ -28,7 +28,6 @@ ROUND_MAGIC = 12582912.0
 EXP2_LIMIT = 126.0
 
 
-@mx.compile
 def _exp2_parts(x: mx.array) -> tuple[mx.array, mx.array]:
     """exp(x) = poly * 2**n: the polynomial on the fraction and the float32 bits of 2**n (as int32)."""
     y = mx.clip(x * LOG2_E, -EXP2_LIMIT, EXP2_LIMIT)
@@ -60,7 +59,6 @@ def _fast_exp_vjp(primals, cotangent, output):
     return (cotangent * output,)
 
 
-@mx.compile
 def _swiglu_from(gate: mx.array, up: mx.array, exp_minus_gate: mx.array) -> mx.array:
     return gate * up / (1.0 + exp_minus_gate)
 

@@ -9,7 +9,7 @@ so its token ids equal serve's.
 `loglikelihood` scores like serve does: the system prompt's KV cache once, the rest in length-sorted right-padded
 batches on serve's concurrent streams, and one row per prompt for all its label words where the shorter ones are
 prefixes of the longest ("safe", "uns" and "uns|afe" share the row `prompt + "uns"`). Same log-likelihoods as mlx-lm's
-one-prompt-at-a-time loop (tested), 2.78x faster on 2 cores (`python -m evalharness.bench`). Requests outside the contract's template go to
+one-prompt-at-a-time loop (tested), 2.99x faster on 2 cores (`python -m evalharness.bench`). Requests outside the contract's template go to
 mlx-lm's loop.
 """
 
@@ -127,11 +127,13 @@ class ContractMLXLM(MLXLM):
 
     def _plan_rows(self, requests) -> tuple[list[_Row], list[int]]:
         """Rows to run (prompts sharing one row where their continuations allow) and the requests left to mlx-lm."""
-        prefix, rows_of_context, others = self._prefix_ids, {}, []
+        prefix, rows_of_context, context_ids_of, others = self._prefix_ids, {}, {}, []
         by_length = sorted(range(len(requests)), key=lambda i: -len(requests[i].args[1]))
         for index in by_length:
             context, continuation = requests[index].args
-            context_ids = self._encode(context)
+            if context not in context_ids_of:  # a prompt's choices share its context: encode it once
+                context_ids_of[context] = self._encode(context)
+            context_ids = context_ids_of[context]
             full = self._encode(context + continuation)
             tokens = full[len(context_ids) :]
             body = context_ids[len(prefix) :]
