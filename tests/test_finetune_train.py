@@ -47,7 +47,7 @@ def train_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 def common_args(model: Path, data: Path, adapters: Path, *extra: str) -> list[str]:
     return ["--model", str(model), "--data", str(data), "--adapters", str(adapters), "--batch-size", "8",
-            "--lr", "1e-2", "--layers", "1", "--eval-every", "5", *extra]  # fmt: skip
+            "--lr", "1e-2", "--rank", "8", "--layers", "1", "--eval-every", "5", *extra]  # fmt: skip
 
 
 def metrics(adapters: Path) -> list[dict]:
@@ -67,8 +67,9 @@ def trained(tiny_model_dir, data, tmp_path_factory) -> Path:
     from finetune.train import run_training
 
     adapters = tmp_path_factory.mktemp("run") / "adapters"
+    # Settings for the tiny random model, pinned so that a change of the shipped defaults does not change this test.
     overrides = dict(model=str(tiny_model_dir), data=data, adapters=adapters, iters=30, batch_size=8,
-                     learning_rate=1e-2, layers=1, eval_every=10, eval_samples=16, warmup=2, eval_first=True)  # fmt: skip
+                     learning_rate=1e-2, rank=8, layers=1, eval_every=10, eval_samples=16, warmup=2, eval_first=True)  # fmt: skip
     config = resolve_config(TrainConfig, ROOT / "finetune/default.yaml", overrides)
     summary = run_training(config)
     assert summary["steps"] == 30
