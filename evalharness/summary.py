@@ -70,6 +70,15 @@ def summary_rows(root: Path = ROOT) -> list[tuple[str, str, str]]:
                     "equal",
                 )
             )
+        speed = test.get("serve")
+        if speed:
+            rows.append(
+                (
+                    "serve speed (eval on the test split, start-up included)",
+                    f"{speed['texts_per_s']:.1f} texts/s ({speed['texts']:,} texts in {speed['seconds']:.0f} s)",
+                    "`invoke bench`: ≥ 40% of the FLOP bound",
+                )
+            )
     else:
         rows.append(("test metrics", "not run", ""))
     original = _load(root / "output/eval/safe-guard/metrics.json")

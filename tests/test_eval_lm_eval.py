@@ -158,3 +158,4 @@ def test_eval_and_lm_eval_accuracy_equals_serve(model_dir, data_file, tmp_path):
         assert (out / name).exists()
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 10
     assert metrics["contract_version"] == CONTRACT_VERSION
+    assert metrics["serve"]["texts"] == 10 and metrics["serve"]["texts_per_s"] > 0

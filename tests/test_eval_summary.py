@@ -27,6 +27,7 @@ def test_summary_from_stage_files(tmp_path):
             "roc_auc": 0.99,
             "by_source": {"project/safe_alarming": {"fpr": 0.05}},
             "lm_eval_check": {"equal": True, "lm_eval_accuracy": 0.985, "serve_accuracy": 0.985},
+            "serve": {"texts": 1525, "seconds": 187.8, "texts_per_s": 8.12},
         },
     )
     rows = {what: measured for what, measured, _ in summary_rows(tmp_path)}
@@ -36,6 +37,7 @@ def test_summary_from_stage_files(tmp_path):
     assert rows["test F1 (unsafe)"] == "0.9800"
     assert rows["safe-but-alarming FPR (test part)"] == "5.0%"
     assert rows["lm-eval acc vs serve acc"] == "0.9850 vs 0.9850 (equal)"
+    assert rows["serve speed (eval on the test split, start-up included)"] == "8.1 texts/s (1,525 texts in 188 s)"
     assert "original's test split: accuracy" not in rows
     assert (tmp_path / "output/summary.md").exists() is False
     text = write_summary(tmp_path)
