@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         "benign/malicious, injection, jailbreak, ...)",
     )
     parser.add_argument("--max-chars", type=int, help="drop texts longer than this after normalization (default 2048)")
+    parser.add_argument(
+        "--max-text-tokens",
+        type=int,
+        help="text tokens the classifier keeps of a longer text, head 3/4 + tail 1/4; written into the contract "
+        "that train, serve and eval follow (default 256)",
+    )
     parser.add_argument("--seed", type=int, help="seed of the split (default 0)")
     parser.add_argument("--split", help="train,valid,test fractions (default 0.8,0.1,0.1)")
     parser.add_argument("--out", type=Path, help="output directory (default data/processed)")
@@ -76,6 +82,7 @@ def overrides(args: argparse.Namespace) -> dict:
         "label_col": args.label_col,
         "label_map": args.label_map,
         "max_chars": args.max_chars,
+        "max_text_tokens": args.max_text_tokens,
         "seed": args.seed,
         "split": split,
         "out": args.out,

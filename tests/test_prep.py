@@ -395,6 +395,10 @@ def test_config_file_and_unknown_keys(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["max_chars"] == 120 and manifest["config"]["split"] == [0.5, 0.25, 0.25]
     assert manifest["drops_by_reason"]["too_long"] >= 1
+    assert manifest["contract"]["max_text_tokens"] == 256
+    assert run_main(["--sources", str(src), "--out", str(out), "--max-text-tokens", "128"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["contract"]["max_text_tokens"] == 128
+    assert run_main(["--sources", str(src), "--out", str(out), "--max-text-tokens", "4"]) == 2  # below 8: an error
     (tmp_path / "bad.yaml").write_text("max_char: 40\n")
     assert run_main(["--config", str(tmp_path / "bad.yaml")]) == 2
     assert run_main(["--sources", str(src), "--out", str(out), "--max-chars", "3"]) == 2  # nothing left: an error
