@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.contract import FORMATS
+from common.contract import FORMATS, Contract
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class PrepConfig:
     label_map: str | None = None  # extra "word=0,word=1" pairs on top of the defaults (readers.DEFAULT_LABELS)
     max_chars: int = 2048  # the original dropped longer texts; the contract truncates by tokens later anyway
     # Written into the contract: train, serve and eval keep this many text tokens (head + tail) of a longer text.
-    max_text_tokens: int = 256
+    max_text_tokens: int = Contract.max_text_tokens
     seed: int = 0
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, valid, test fractions of rows
     out: Path = Path("data/processed")
@@ -51,8 +51,7 @@ class PrepConfig:
             )
         if self.max_chars < 1:
             raise ValueError("max_chars must be at least 1")
-        if self.max_text_tokens < 8:
-            raise ValueError("max_text_tokens must be at least 8")
+        Contract(format=self.format, max_text_tokens=self.max_text_tokens)  # the contract's own checks, before any work
         if not 0 < self.near_dup_threshold <= 1:
             raise ValueError("near_dup_threshold must be in (0, 1]")
         if self.shingle_chars < 1 or self.minhash_perms < 4:
