@@ -55,7 +55,7 @@ def prep(c, sources=None, format=None, config=None, seed=None, skip_bad=False, a
 
 @task(
     help={
-        "config": "training YAML (default finetune/default.yaml)",
+        "config": "training YAML/JSON layered over finetune/default.yaml (CLI options win)",
         "iters": "training steps",
         "resume": "continue from the last checkpoint in model/adapters",
         "np": "data-parallel processes on this machine (through mlx.launch)",

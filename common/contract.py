@@ -67,7 +67,16 @@ class Contract:
                 f"{where}: contract version {data.get('version')!r} but this code speaks version {CONTRACT_VERSION}; "
                 "re-run prep and train with this version"
             )
-        return cls(**data)
+        for f in fields(cls):  # the file may have been edited by hand (the README says how)
+            if f.name in data and type(data[f.name]) is not type(getattr(cls, f.name)):
+                raise ValueError(
+                    f"{where}: {f.name} must be of type {type(getattr(cls, f.name)).__name__}, "
+                    f"not {type(data[f.name]).__name__} {data[f.name]!r}"
+                )
+        try:
+            return cls(**data)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
 
     # --- text -> tokens -------------------------------------------------------------------------------------
 
@@ -175,13 +184,21 @@ def read_contract(directory: str | Path) -> Contract:
     directory = Path(directory)
     path = directory / CONTRACT_FILE
     if path.exists():
-        return Contract.from_dict(json.loads(path.read_text()), where=str(path))
+        return Contract.from_dict(_read_json(path), where=str(path))
     manifest = directory / "manifest.json"
     if manifest.exists():
-        data = json.loads(manifest.read_text())
-        if "contract" in data:
+        data = _read_json(manifest)
+        if isinstance(data, dict) and isinstance(data.get("contract"), dict):
             return Contract.from_dict(data["contract"], where=f"{manifest} (contract)")
     raise ValueError(
         f"{directory}: no {CONTRACT_FILE}; pass a directory written by `invoke fuse`/`invoke train` "
         "(or by prep) so the classifier contract is known"
     )
+
+
+def _read_json(path: Path):
+    """Parsed JSON of a hand-editable file; a syntax error names the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); fix it or re-run the stage that wrote it") from None

@@ -7,6 +7,7 @@ rows = read_labelled("data/processed/test.parquet")   # [{"id", "text", "label",
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -24,65 +25,118 @@ def is_original_benchmark(path: str | Path) -> bool:
     return path.name == "test.csv" and path.parent.name == "safe-guard"
 
 
+# Label words beyond the contract's own, as common labelled sets spell them (prep accepts these too).
+OTHER_LABEL_WORDS = {
+    **dict.fromkeys(["0", "false", "no", "benign", "harmless", "legit", "legitimate", "clean", "allowed"], 0),
+    **dict.fromkeys(["1", "true", "yes", "malicious", "harmful", "injection", "prompt_injection", "jailbreak"], 1),
+}
+
+
 def parse_label(value, labels: tuple[str, str] = ("safe", "unsafe"), where: str = "") -> int:
-    """0/1, "0"/"1", True/False or a label word (case-insensitive) -> 0 safe, 1 unsafe; anything else is an error."""
+    """0/1, True/False, a label word or a common synonym (case-insensitive) -> 0 safe, 1 unsafe; else an error."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int | float) and value in (0, 1):
         return int(value)
     if isinstance(value, str):
+        words = {**OTHER_LABEL_WORDS, labels[0].lower(): 0, labels[1].lower(): 1}
         word = value.strip().lower()
-        if word in ("0", "1"):
-            return int(word)
-        if word in (labels[0].lower(), labels[1].lower()):
-            return 0 if word == labels[0].lower() else 1
+        if word in words:
+            return words[word]
     raise ValueError(f"{where}unknown label {value!r}; expected 0/1 or one of {list(labels)}")
 
 
 def read_labelled(path: str | Path, labels: tuple[str, str] = ("safe", "unsafe")) -> list[dict]:
-    """Read labelled rows; ids come from an `id` column when present and unique, else the row number."""
+    """Read labelled rows; ids come from an `id` column when present and unique, else the row number.
+
+    A bad row (no text or label, empty or non-string text, unknown label, broken JSON) is an error naming the
+    file, the line and the field: evaluation must score every row it was given.
+    """
     path = Path(path)
     if not path.exists():
         hint = " (run `invoke prep` first)" if path == DEFAULT_DATA else ""
         raise ValueError(f"{path}: no such file{hint}")
+    raw = list(_records(path, labels))
+    if not raw:
+        raise ValueError(f"{path}: no rows")
+    ids = [str(r["id"]) for _, r in raw] if all("id" in r for _, r in raw) else []
+    if len(set(ids)) != len(raw):
+        ids = [str(i) for i in range(len(raw))]
+    default_source = f"{path.parent.name}/{path.stem}"
+    rows = []
+    for i, (where, r) in enumerate(raw):
+        for key in ("text", "label"):
+            if key not in r or r[key] is None:
+                raise ValueError(f"{where}: no {key!r}; every row needs text and label")
+        if not isinstance(r["text"], str) or not r["text"].strip():
+            raise ValueError(f"{where}: 'text' must be a non-empty string, not {r['text']!r}; fix or remove the row")
+        rows.append({
+            "id": ids[i],
+            "text": r["text"],
+            "label": parse_label(r["label"], labels, where=f"{where}: 'label': "),
+            "source": r.get("source") or default_source,
+            "category": r.get("category") or None,
+        })  # fmt: skip
+    return rows
+
+
+def _records(path: Path, labels: tuple[str, str]):
+    """(where, record dict) per row, `where` being "file:line" (JSONL, CSV) or "file row N" (Parquet, JSON)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        raw = pq.read_table(path).to_pylist()
+        for i, record in enumerate(pq.read_table(path).to_pylist()):
+            yield f"{path} row {i}", record
     elif suffix in (".jsonl", ".json"):
-        raw = [_flatten_jsonl(json.loads(line), labels) for line in path.read_text().splitlines() if line.strip()]
+        text = _utf8(path)
+        if suffix == ".json" and text.lstrip().startswith("["):
+            try:
+                records = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg}); fix the file") from None
+            numbered = [(f"{path} row {i}", r) for i, r in enumerate(records)]
+        else:
+            numbered = [
+                (f"{path}:{n}", _json_line(line, f"{path}:{n}"))
+                for n, line in enumerate(text.split("\n"), 1)
+                if line.strip()
+            ]  # fmt: skip; not splitlines: U+2028 is valid inside JSON
+        for where, record in numbered:
+            if not isinstance(record, dict):
+                raise ValueError(f"{where}: expected a JSON object with text and label")
+            yield where, _flatten_jsonl(record, where)
     elif suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            raw = list(csv.DictReader(handle))
+        reader = csv.DictReader(io.StringIO(_utf8(path), newline=""))
+        for record in reader:
+            yield f"{path}:{reader.line_num}", record
     else:
         raise ValueError(f"{path}: unsupported file type {suffix!r}; use .parquet, .jsonl or .csv")
-    if not raw:
-        raise ValueError(f"{path}: no rows")
-    missing = [key for key in ("text", "label") if key not in raw[0]]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; need text and label")
-    ids = [str(r["id"]) for r in raw] if "id" in raw[0] else []
-    if len(set(ids)) != len(raw):
-        ids = [str(i) for i in range(len(raw))]
-    default_source = f"{path.parent.name}/{path.stem}"
-    return [
-        {
-            "id": ids[i],
-            "text": str(r["text"]),
-            "label": parse_label(r["label"], labels, where=f"{path} row {i}: "),
-            "source": r.get("source") or default_source,
-            "category": r.get("category") or None,
-        }
-        for i, r in enumerate(raw)
-    ]
 
 
-def _flatten_jsonl(record: dict, labels: tuple[str, str]) -> dict:
+def _utf8(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8") from None
+
+
+def _json_line(line: str, where: str):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno}); fix the line") from None
+
+
+def _flatten_jsonl(record: dict, where: str) -> dict:
     """Flat {"text","label"} passes through; mlx-lm chat/completion records give the user text and the answer."""
     if "messages" in record:
-        turns = {m["role"]: m["content"] for m in record["messages"]}
-        return {**record, "text": turns.get("user", ""), "label": turns.get("assistant", "")}
+        messages = record["messages"]
+        if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
+                                                      for m in messages):  # fmt: skip
+            raise ValueError(f'{where}: \'messages\' must be a list of {{"role", "content"}} objects')
+        turns = {m["role"]: m["content"] for m in messages}
+        return {**record, "text": turns.get("user"), "label": turns.get("assistant")}
     if "prompt" in record and "completion" in record and "label" not in record:
         return {**record, "text": record["prompt"], "label": record["completion"]}
     return record

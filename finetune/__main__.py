@@ -1,7 +1,7 @@
 """finetune: base model, LoRA training, fuse and GGUF export.
 
 python -m finetune model [--base embedded|DIR|HUB_ID] [--force]
-python -m finetune train [--config finetune/default.yaml] [--iters N] [--resume] [--np N | --hosts HOSTS.json]
+python -m finetune train [--config MY.yaml (over finetune/default.yaml)] [--iters N] [--resume] [--np N | --hosts HOSTS.json]
 python -m finetune fuse [--model model/base] [--adapters model/adapters] [--out model/fused]
 python -m finetune export-gguf [--model model/fused] [--out model/gguf]
 """
@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--force", action="store_true", help="rebuild even if a valid output exists")
 
     train = sub.add_parser("train", help="LoRA-train the classifier into model/adapters/")
-    train.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML/JSON config (CLI flags override it)")
+    train.add_argument(
+        "--config", type=Path, help=f"YAML/JSON config layered over {DEFAULT_CONFIG.name} (CLI flags override both)"
+    )
     train.add_argument("--data", type=Path, help="prepared data dir with {train,valid}.parquet and manifest.json")
     train.add_argument("--model", help="base model: mlx-lm dir or Hub id")
     train.add_argument("--adapters", type=Path, help="output dir for adapters, configs, metrics, checkpoint")
@@ -104,7 +106,7 @@ def run_train(args) -> None:
     overrides = {field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items()}
     if overrides["model"] is not None:
         overrides["model"] = str(overrides["model"])
-    config = resolve_config(TrainConfig, args.config, overrides)
+    config = resolve_config(TrainConfig, [DEFAULT_CONFIG, args.config], overrides)
     summary = run_training(config, resume=args.resume)
     import mlx.core as mx
 

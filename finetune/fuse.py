@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common.calibration import CALIBRATION
 from common.contract import CONTRACT_FILE, read_contract, write_contract
+from common.model_dir import replaceable, require_model_dir, staging_dir, swap_in
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ def fuse_adapters(config: FuseConfig) -> Path:
         if not (adapters / name).exists():
             raise ValueError(f"{adapters}: missing {name}; run `invoke train` first")
     contract = check_contract(adapters, config.data)
+    require_model_dir(config.model, "pass the base model the adapters were trained on with --model")
+    replaceable(Path(config.out))  # before the work: refuse early
     model, tokenizer, model_config = load(str(config.model), adapter_path=str(adapters), return_config=True)
     fused = [(name, module.fuse(dequantize=True)) for name, module in model.named_modules() if hasattr(module, "fuse")]
     if not fused:
@@ -70,11 +73,12 @@ def fuse_adapters(config: FuseConfig) -> Path:
     model_config.pop("quantization_config", None)
     model_config["torch_dtype"] = "float32"
     out = Path(config.out)
-    if out.exists():
-        shutil.rmtree(out)
-    save(out, str(config.model), model, tokenizer, model_config, donate_model=False)
-    write_contract(contract, out)
+    replaceable(out)
+    staging = staging_dir(out)  # the old fused model stays until the new one is complete
+    save(staging, str(config.model), model, tokenizer, model_config, donate_model=False)
+    write_contract(contract, staging)
     if (adapters / CALIBRATION).exists():  # the same function as base + adapters, so the same threshold
-        shutil.copy2(adapters / CALIBRATION, out / CALIBRATION)
+        shutil.copy2(adapters / CALIBRATION, staging / CALIBRATION)
+    swap_in(staging, out)
     log.info("fused %d LoRA layers from %s into %s", len(fused), adapters, out)
     return out

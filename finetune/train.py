@@ -1,6 +1,6 @@
 """LoRA training of the classifier through mlx-lm's model, LoRA layers and optimizers (no CLI shell-out).
 
-    python -m finetune train [--config finetune/default.yaml] [--iters 600] [--resume]
+    python -m finetune train [--config MY.yaml] [--iters 600] [--resume]
 
 Why it is fast on a CPU (see the README's sweep): float32 through the optimized BLAS; LoRA only on the top
 `layers` blocks, so the backward pass stops there and the frozen trunk below runs without a gradient graph, as
@@ -29,6 +29,7 @@ from common.calibration import CALIBRATION
 from common.config import config_dict, write_config
 from common.contract import Contract, read_contract, write_contract
 from common.fast_math import use_fast_math
+from common.model_dir import require_model_dir
 from finetune.config import RUN_FIELDS, TrainConfig
 from finetune.data import BatchPlan, Encoded, encode_examples, eval_sample, load_split, make_batch, shard
 from finetune.trunk import FrozenTrunk, top_answer_logits
@@ -63,6 +64,12 @@ def add_lora(model, config: TrainConfig) -> int:
         raise ValueError(f"layers={layers} but the model has only {n_layers} blocks; use -1 for all")
     model.freeze()
     linear_to_lora_layers(model, layers, lora_parameters(config))
+    if not tree_flatten(model.trainable_parameters()):
+        names = sorted({name.split("layers.0.", 1)[1] for name, _ in model.named_modules() if "layers.0." in name})
+        raise ValueError(
+            f"keys {list(config.keys)} matched no linear layer, so there is nothing to train; keys are module "
+            f"paths inside a block such as {[n for n in names if n.endswith('proj')][:4]} ([] = every linear)"
+        )
     return layers
 
 
@@ -112,7 +119,7 @@ def prepare(config: TrainConfig):
     from mlx_lm import load
 
     contract = read_contract(config.data)
-    model, tokenizer = load(str(config.model))
+    model, tokenizer = load(str(require_model_dir(config.model, "run `invoke model` first")))
     use_fast_math(model)  # vectorized exp for SwiGLU and softmax on the CPU, with its own gradient
     dtypes = {v.dtype for _, v in tree_flatten(model.parameters())}
     if dtypes != {mx.float32}:
@@ -151,13 +158,13 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     state = read_checkpoint(out, config) if resume else None
     if resume and state is None:
         raise ValueError(f"{out}/{CHECKPOINT}: no checkpoint to resume from; run without --resume")
+
+    mx.random.seed(config.seed)
+    model, contract, prefix_ids, train, valid, label_ids = prepare(config)  # checks model and data first
     if not resume and (out / CHECKPOINT).exists() and rank == 0:
         shutil.rmtree(out / CHECKPOINT)  # a fresh run must not be resumed into by mistake later
     if not resume and rank == 0:
         (out / CALIBRATION).unlink(missing_ok=True)  # chosen for the old weights: stale once training starts
-
-    mx.random.seed(config.seed)
-    model, contract, prefix_ids, train, valid, label_ids = prepare(config)
     layers = add_lora(model, config)
     optimizer = make_optimizer(config)
     optimizer.init(model.trainable_parameters())

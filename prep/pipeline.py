@@ -5,13 +5,13 @@ manifest = run_prep(resolve_config(PrepConfig, None, {"sources": ("data/my.csv",
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from common.wheels import sha256_file
 from prep.clean import CLEAN_REASONS, clean_rows
 from prep.config import PrepConfig, parse_caps
 from prep.readers import read_source
@@ -20,7 +20,6 @@ from prep.split import cap_train_rows, split_groups
 from prep.write import drops_by_reason, print_summary, write_outputs
 
 log = logging.getLogger(__name__)
-BUILTIN_DATA = Path(__file__).resolve().parents[1] / "data" / "builtin"
 
 
 def run_prep(config: PrepConfig) -> dict:
@@ -67,22 +66,14 @@ def input_hashes(config: PrepConfig) -> dict:
     inputs: dict = {}
     for spec in config.sources:
         if spec == "builtin":
+            from prep.sources import DEFAULT_BUILTIN_DIR
             from prep.sources.wheels import WHEELS  # pinned and checked against sha256 when fetched
 
             inputs["builtin"] = {w.filename: w.sha256 for w in sorted(WHEELS.values(), key=lambda w: w.filename)}
-            for path in sorted(BUILTIN_DATA.glob("*.jsonl")):
+            for path in sorted(DEFAULT_BUILTIN_DIR.glob("*.jsonl")):
                 inputs["builtin"][f"data/builtin/{path.name}"] = sha256_file(path)
         elif spec.startswith("hf:"):
             inputs[spec] = "hub dataset (no file hash; pin a revision or pass a local file for reproducibility)"
         else:
             inputs[spec] = sha256_file(Path(spec))
     return inputs
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -27,6 +27,7 @@ from common.blas import cpu_cores
 from common.calibration import read_threshold
 from common.contract import Contract, read_contract
 from common.fast_math import use_fast_math
+from common.model_dir import require_model_dir
 from common.prefix_cache import PrefixCache, output_head, prefix_kv
 from common.streams import StreamPool
 
@@ -173,9 +174,7 @@ def load_model(model_dir: str | Path, adapters: str | Path | None = None):
     """mlx-lm model (with LoRA adapters applied when given) and tokenizer, in eval mode."""
     from mlx_lm.utils import load
 
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").exists():
-        raise ValueError(f"{model_dir}: not a model directory (no config.json); run `invoke model` or `invoke fuse`")
+    model_dir = require_model_dir(model_dir)
     if adapters is not None and not (Path(adapters) / "adapter_config.json").exists():
         raise ValueError(f"{adapters}: no adapter_config.json; run `invoke train` or pass a fused model dir")
     model, tokenizer = load(str(model_dir), adapter_path=str(adapters) if adapters is not None else None)

@@ -95,6 +95,34 @@ def test_config_precedence_and_unknown_keys(tmp_path):
         resolve_config(DemoConfig, path)
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('steps: "20"\n', r"c.yaml: steps: expected int, got str '20'"),
+        ("steps: true\n", r"c.yaml: steps: expected int, got bool True"),
+        ("steps:\n", r"c.yaml: steps: expected int, got NoneType None"),
+        ("rate: fast\n", r"c.yaml: rate: expected float, got str 'fast'"),
+        ("out: [a]\n", r"c.yaml: out: expected Path, got list"),
+        ("steps: [1,\n", r"c.yaml: not valid YAML"),
+    ],
+)
+def test_config_values_of_the_wrong_type_name_file_and_key(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        resolve_config(DemoConfig, path)
+
+
+def test_config_files_are_layered_and_yaml_exponents_are_floats(tmp_path):
+    base, mine = tmp_path / "base.yaml", tmp_path / "mine.json"
+    base.write_text("steps: 20\nrate: 3e-4\n")  # PyYAML reads 3e-4 as a string
+    mine.write_text('{"steps": 40}')
+    assert resolve_config(DemoConfig, [base, None, mine]) == DemoConfig(steps=40, rate=3e-4)
+    mine.write_text('{"steps": 40,}')
+    with pytest.raises(ValueError, match=r"mine.json: not valid JSON"):
+        resolve_config(DemoConfig, [base, mine])
+
+
 def _blas_line(env_extra: dict) -> str:
     code = "from common.blas import ensure_fast_blas; ensure_fast_blas(); ensure_fast_blas(); import mlx.core"
     done = subprocess.run(
@@ -149,3 +177,43 @@ def test_blas_thread_budget_respects_the_users_thread_variables(monkeypatch):
     assert blas_thread_budget() == 3
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # the BLAS's own variable wins
     assert blas_thread_budget() == 1
+
+
+def test_model_dirs_are_replaced_only_when_ours_and_only_when_complete(tmp_path):
+    from common.model_dir import require_model_dir, staging_dir, swap_in
+
+    with pytest.raises(ValueError, match=r"not a model directory \(no config.json\); run `invoke model`"):
+        require_model_dir(tmp_path / "missing")
+    users = tmp_path / "data"
+    (users / "builtin").mkdir(parents=True)
+    (users / "builtin" / "mine.jsonl").write_text("{}\n")
+    built = staging_dir(users)
+    built.mkdir()
+    (built / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"data: holds files that are not a model directory; refusing"):
+        swap_in(built, users)
+    assert (users / "builtin" / "mine.jsonl").exists()
+    fused = tmp_path / "fused"
+    fused.mkdir()
+    (fused / "contract.json").write_text("{}")
+    (fused / "old.safetensors").write_text("old")
+    assert swap_in(built, fused) == fused
+    assert sorted(p.name for p in fused.iterdir()) == ["config.json"] and not built.exists()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"max_text_tokens": "128"}, r"contract.json: max_text_tokens must be of type int, not str '128'"),
+        ({"max_text_tokens": 4}, r"contract.json: contract max_text_tokens must be at least 8"),
+        ("{broken", r"contract.json: not valid JSON"),
+    ],
+)
+def test_a_hand_edited_contract_gets_an_error_naming_file_and_field(tmp_path, edit, message):
+    path = write_contract(Contract(), tmp_path)
+    if isinstance(edit, dict):
+        path.write_text(json.dumps({**Contract().to_dict(), **edit}))
+    else:
+        path.write_text(edit)
+    with pytest.raises(ValueError, match=message):
+        read_contract(tmp_path)

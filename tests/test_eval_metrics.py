@@ -163,3 +163,37 @@ def test_report_files_and_pngs(tmp_path):
     assert "**Safe-but-alarming set (`project/safe_alarming`): FPR" in text
     assert "| original (seed) | 0.9735 |" in text
     assert len(paths) == 5
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("a.jsonl", '{"text": "hi", "label": 0}\n{"text": "b"}\n', r"a.jsonl:2: no 'label'"),
+        ("b.jsonl", '{"text": "hi", "label": 0}\nnot json\n', r"b.jsonl:2: malformed JSON"),
+        ("c.jsonl", '{"messages": [{"role": "user"}]}\n', r"c.jsonl:1: 'messages' must be a list"),
+        ("d.jsonl", '{"text": null, "label": 1}\n', r"d.jsonl:1: no 'text'"),
+        ("e.csv", "text,label\nhi,benign\n,1\n", r"e.csv:3: 'text' must be a non-empty string"),
+        ("f.csv", "text,label\nhi,maybe\n", r"f.csv:2: 'label': unknown label 'maybe'"),
+        ("g.csv", b"text,label\n\xff,1\n", r"g.csv: invalid UTF-8 at byte 11"),
+    ],
+)
+def test_bad_labelled_rows_name_file_line_and_field(tmp_path, name, content, message):
+    from evalharness.data import read_labelled
+
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=message):
+        read_labelled(path)
+
+
+def test_labelled_rows_from_json_arrays_synonyms_and_line_separators(tmp_path):
+    from evalharness.data import read_labelled
+
+    (tmp_path / "rows.json").write_text('[{"text": "x", "label": "malicious"}, {"text": "y", "label": "benign"}]')
+    assert [r["label"] for r in read_labelled(tmp_path / "rows.json")] == [1, 0]
+    line = json.dumps({"text": "a\u2028b", "label": "unsafe"}, ensure_ascii=False)  # U+2028 is valid inside JSON
+    (tmp_path / "rows.jsonl").write_text(line + "\n" + line.replace("unsafe", "safe") + "\n", encoding="utf-8")
+    assert [(r["text"], r["label"]) for r in read_labelled(tmp_path / "rows.jsonl")] == [
+        ("a\u2028b", 1),
+        ("a\u2028b", 0),
+    ]

@@ -76,6 +76,17 @@ def trained(tiny_model_dir, data, tmp_path_factory) -> Path:
     return adapters
 
 
+def test_train_config_defaults_are_default_yaml(tmp_path):
+    """Code that builds a TrainConfig trains what `invoke train` does; a user's --config is layered over the YAML."""
+    from common.config import resolve_config
+    from finetune.config import TrainConfig
+
+    assert resolve_config(TrainConfig, ROOT / "finetune/default.yaml") == TrainConfig()
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("iters: 30\n")
+    assert resolve_config(TrainConfig, [ROOT / "finetune/default.yaml", mine]) == TrainConfig(iters=30)
+
+
 def test_loss_goes_down_and_files_are_written(trained):
     rows = metrics(trained)
     train = [r["loss"] for r in rows if "loss" in r]

