@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 what="${1:-all}"
 PY="${PYTHON:-python3}"
+case "$what" in
+  all|test|setup) ;;
+  *) echo "usage: bash bootstrap.sh [all|test|setup]" >&2; exit 2 ;;
+esac
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)" >&2
@@ -40,5 +44,4 @@ case "$what" in
     .venv/bin/ruff check .
     exec .venv/bin/python -m pytest -q ;;
   setup) echo "setup: done; activate with: source .venv/bin/activate" >&2 ;;
-  *) echo "usage: bash bootstrap.sh [all|test|setup]" >&2; exit 2 ;;
 esac

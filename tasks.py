@@ -1,7 +1,7 @@
 """Prompt Safety Check tasks. Each task runs one package entry point; the logic lives in the packages.
 
 invoke --list
-invoke all            # model -> prep -> train -> fuse -> eval -> lm-eval on the embedded default
+invoke all            # model -> prep -> train -> fuse -> calibrate -> eval -> lm-eval -> summary (embedded default)
 """
 
 from __future__ import annotations
@@ -152,15 +152,21 @@ def lm_eval(c, model="model/fused", adapters=None, data=None, limit=None, contra
 
 @task(
     help={
-        "model": "fused model dir (default: model/fused, else model/base + model/adapters)",
+        "model": "fused model dir (default: model/fused, else model/base + model/adapters, else + model/default)",
         "adapters": "adapter directory (holds contract.json; with a base model)",
         "input": "auto (per line), jsonl or text",
         "output": "jsonl (default) or text",
-        "threshold": "P(unsafe) at or above which a text is unsafe",
+        "threshold": "P(unsafe) at or above which a text is unsafe (default: the model's calibration, else 0.5)",
         "batch_size": "most texts per forward pass",
+        "max_tokens": "text tokens kept of a longer text, head and tail (default: the contract's)",
+        "workers": "batches run at once, one MLX stream each (default 2 on a CPU)",
+        "args": "more options for `python -m serve`, quoted (see its --help)",
     }
 )
-def serve(c, model=None, adapters=None, input=None, output=None, threshold=None, batch_size=None):
+def serve(
+    c, model=None, adapters=None, input=None, output=None, threshold=None, batch_size=None, max_tokens=None,
+    workers=None, args="",
+):  # fmt: skip
     """Classify texts from stdin (JSONL or plain lines), one JSON result per line on stdout; a prompt on a terminal."""
     args = (
         _opt("--model", model)
@@ -169,6 +175,9 @@ def serve(c, model=None, adapters=None, input=None, output=None, threshold=None,
         + _opt("--output", output)
         + _opt("--threshold", threshold)
         + _opt("--batch-size", batch_size)
+        + _opt("--max-tokens", max_tokens)
+        + _opt("--workers", workers)
+        + (f" {args}" if args else "")
     )
     # Inherit stdin/stdout byte-exact: invoke's stream mirroring would decode text and hide the terminal.
     sys.exit(subprocess.call([sys.executable, "-m", "serve", *shlex.split(args)]))

@@ -25,14 +25,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evalharness", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m evalharness", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("eval", help="serve over the data, metrics, report -> output/eval/<name>/")
     _common(ev)
     ev.add_argument(
         "--threshold", type=float, help="predict unsafe when score >= this (the model's calibration, else 0.5)"
     )
-    ev.add_argument("--target-fpr", type=float, default=0.01, help="report the threshold meeting this FPR")
+    ev.add_argument("--target-fpr", type=float, default=0.01, help="report the threshold meeting this FPR (0.01)")
     ev.add_argument("--batch-size", type=int, help="passed to serve as --batch-size")
     ev.add_argument("--check-lm-eval", action="store_true", help="also run lm-eval and compare accuracies")
     lm = sub.add_parser("lm-eval", help="the prompt_safety lm-eval task -> output/lm-eval/<name>/")
@@ -56,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "summary":
         from evalharness.summary import write_summary
 
-        print(write_summary())
-        return 0
+        return run_cli(lambda: print(write_summary()), uses_mlx=False)
     return run_cli(lambda: _run(args))
 
 

@@ -52,10 +52,12 @@ def score_with_serve(run: EvalRun, rows: list[dict]) -> list[dict]:
     """Feed {"id","text"} lines to `python -m serve` and return its output lines (stderr passes through)."""
     if run.contract:
         raise ValueError("serve reads the contract from the model/adapters dir; --contract works for lm-eval only")
-    command = [sys.executable, "-m", "serve", "--model", run.model]
-    for flag, value in (("--adapters", run.adapters), ("--batch-size", run.batch_size)):
-        if value is not None:
-            command += [flag, str(value)]
+    # Absolute paths: serve runs in the repo root (importable from there), the user's paths are relative to theirs.
+    command = [sys.executable, "-m", "serve", "--model", str(Path(run.model).resolve())]
+    if run.adapters is not None:
+        command += ["--adapters", str(Path(run.adapters).resolve())]
+    if run.batch_size is not None:
+        command += ["--batch-size", str(run.batch_size)]
     with tempfile.TemporaryFile("w+") as stdin:
         stdin.writelines(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows)
         stdin.seek(0)
@@ -63,7 +65,7 @@ def score_with_serve(run: EvalRun, rows: list[dict]) -> list[dict]:
         done = subprocess.run(command, stdin=stdin, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise ValueError(f"serve exited with {done.returncode} (see its messages above)")
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return [json.loads(line) for line in done.stdout.split("\n") if line.strip()]  # not splitlines: U+2028
 
 
 def run_eval(run: EvalRun) -> dict:

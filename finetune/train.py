@@ -125,7 +125,7 @@ def prepare(config: TrainConfig):
     if dtypes != {mx.float32}:
         log.warning("model weights are %s; float32 is much faster on the CPU (bf16/f16 skip the BLAS)", dtypes)
     prefix, _ = contract.prompt_parts(tokenizer)
-    train_rows, valid_rows = load_split(config.data, "train"), load_split(config.data, "valid")
+    train_rows, valid_rows = (load_split(config.data, split, contract.labels) for split in ("train", "valid"))
     sample = eval_sample(len(valid_rows), config.eval_samples, config.seed)
     train = encode_examples(train_rows, tokenizer, contract)
     valid = encode_examples([valid_rows[i] for i in sample], tokenizer, contract)

@@ -56,6 +56,8 @@ class PrepConfig:
             raise ValueError("near_dup_threshold must be in (0, 1]")
         if self.shingle_chars < 1 or self.minhash_perms < 4:
             raise ValueError("shingle_chars must be >= 1 and minhash_perms >= 4")
+        parse_caps(self.caps, "--caps")  # malformed caps fail now, not after reading the corpus
+        parse_caps(self.train_caps, "--train-caps")
 
 
 def parse_caps(text: str | None, flag: str) -> dict[str, int]:

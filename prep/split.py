@@ -52,6 +52,11 @@ def cap_train_rows(corpus: Corpus, assignment: list[int], caps: dict[str, int], 
     categories take turns (so evals keeps all its folders); ties are broken by a seeded shuffle.
     Returns the drop counts keyed "<source>:train_cap".
     """
+    unknown = sorted(set(caps) - set(corpus.sources))
+    if unknown:
+        raise ValueError(
+            f"--train-caps names source(s) {unknown} that are not in the corpus; sources: {sorted(set(corpus.sources))}"
+        )
     drops: Counter = Counter()
     for source, cap in sorted(caps.items()):
         rows = [i for i in range(len(corpus)) if assignment[i] == 0 and corpus.sources[i] == source]

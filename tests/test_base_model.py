@@ -150,12 +150,24 @@ def test_local_base_directory_is_copied(tiny_model_dir, tmp_path):
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
 
 
-def test_unreachable_hub_id_is_a_clear_error(tmp_path, monkeypatch):
+def test_unreachable_hub_id_is_a_clear_error_and_keeps_the_old_base(tiny_model_dir, tmp_path, monkeypatch):
     from finetune.base_model import ModelConfig, prepare_base_model
 
+    out = prepare_base_model(ModelConfig(base=str(tiny_model_dir), out_dir=tmp_path / "base"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the network edge: behave as offline, quickly
     with pytest.raises(ValueError, match="could not download 'nobody/no-such-model'"):
-        prepare_base_model(ModelConfig(base="nobody/no-such-model", out_dir=tmp_path / "base"))
+        prepare_base_model(ModelConfig(base="nobody/no-such-model", out_dir=out))
+    assert (out / "model.safetensors").exists()  # the working base survives a failed switch
+
+
+def test_an_out_dir_with_other_files_is_never_replaced(tiny_model_dir, tmp_path):
+    from finetune.base_model import ModelConfig, prepare_base_model
+
+    (tmp_path / "data" / "builtin").mkdir(parents=True)
+    (tmp_path / "data" / "builtin" / "mine.jsonl").write_text("{}\n")
+    with pytest.raises(ValueError, match=r"data: holds files that are not a model directory; refusing"):
+        prepare_base_model(ModelConfig(base=str(tiny_model_dir), out_dir=tmp_path / "data"))
+    assert (tmp_path / "data" / "builtin" / "mine.jsonl").exists()
 
 
 def test_cli_reports_bad_local_directory(tmp_path):

@@ -113,7 +113,9 @@ def test_fused_model_differs_only_in_adapted_layers(trained, tiny_model_dir, dat
 
     from finetune.fuse import FuseConfig, fuse_adapters
 
-    out = fuse_adapters(FuseConfig(model=str(tiny_model_dir), adapters=trained, out=tmp_path / "fused", data=data))
+    out = fuse_adapters(
+        FuseConfig(adapters=trained, out=tmp_path / "fused", data=data)
+    )  # the base recorded by training
     assert (out / "contract.json").read_text() == (trained / "contract.json").read_text()
     base = mx.load(str(tiny_model_dir / "model.safetensors"))
     fused = {}

@@ -341,7 +341,9 @@ def test_train_caps_keep_groups_and_categories_diverse_and_leave_valid_test_alon
     assignment = split_groups(corpus, (0.8, 0.1, 0.1), seed=1)
     before = list(assignment)
     train_groups = {g for g, s in zip(corpus.groups, before, strict=True) if s == 0 and g.startswith("tpl")}
-    drops = cap_train_rows(corpus, assignment, {"mem/wrap": 2 * len(train_groups), "absent": 5}, seed=1)
+    with pytest.raises(ValueError, match=r"--train-caps names source\(s\) \['absent'\] that are not in the corpus"):
+        cap_train_rows(corpus, list(assignment), {"mem/wrap": 1, "absent": 5}, seed=1)  # a typo is not ignored
+    drops = cap_train_rows(corpus, assignment, {"mem/wrap": 2 * len(train_groups)}, seed=1)
     assert drops == Counter({"mem/wrap:train_cap": 6 * len(train_groups) - 2 * len(train_groups)})
     kept = Counter(g for g, s in zip(corpus.groups, assignment, strict=True) if s == 0 and g.startswith("tpl"))
     assert set(kept) == train_groups and set(kept.values()) == {2}  # two fillings of every template
