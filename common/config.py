@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable
@@ -37,6 +38,14 @@ def resolve_config(cls, paths: str | Path | Iterable[str | Path | None] | None =
         raise ValueError(f"overrides: unknown {cls.__name__} keys {unknown}; known keys: {sorted(known)}")
     values.update({k: _coerce(hints[k], v, k) for k, v in given.items()})
     return cls(**values)
+
+
+def read_json(path: Path):
+    """Parsed JSON of a file that may have been edited by hand; a syntax error names the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); fix it or re-run the stage that wrote it") from None
 
 
 def _read_mapping(path: Path) -> dict:
@@ -83,10 +92,10 @@ def _as_type(option, value) -> tuple[bool, object]:
     if option is float:
         if isinstance(value, str):  # PyYAML reads `3e-4` (no dot) as a string
             try:
-                return True, float(value)
+                value = float(value)
             except ValueError:
                 return False, None
-        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         return (True, float(value)) if fits else (False, None)
     if typing.get_origin(option) is tuple:
         if not isinstance(value, (list, tuple)):

@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from common.config import read_json
+
 CONTRACT_VERSION = 1
 CONTRACT_FILE = "contract.json"
 FORMATS = ("chat", "completion", "text")
@@ -184,21 +186,13 @@ def read_contract(directory: str | Path) -> Contract:
     directory = Path(directory)
     path = directory / CONTRACT_FILE
     if path.exists():
-        return Contract.from_dict(_read_json(path), where=str(path))
+        return Contract.from_dict(read_json(path), where=str(path))
     manifest = directory / "manifest.json"
     if manifest.exists():
-        data = _read_json(manifest)
+        data = read_json(manifest)
         if isinstance(data, dict) and isinstance(data.get("contract"), dict):
             return Contract.from_dict(data["contract"], where=f"{manifest} (contract)")
     raise ValueError(
         f"{directory}: no {CONTRACT_FILE}; pass a directory written by `invoke fuse`/`invoke train` "
         "(or by prep) so the classifier contract is known"
     )
-
-
-def _read_json(path: Path):
-    """Parsed JSON of a hand-editable file; a syntax error names the file."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc}); fix it or re-run the stage that wrote it") from None

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from common.contract import Contract, read_contract
+from common.labels import LABEL_WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT / "data/processed/test.parquet"
@@ -25,25 +26,21 @@ def is_original_benchmark(path: str | Path) -> bool:
     return path.name == "test.csv" and path.parent.name == "safe-guard"
 
 
-# Label words beyond the contract's own, as common labelled sets spell them (prep accepts these too).
-OTHER_LABEL_WORDS = {
-    **dict.fromkeys(["0", "false", "no", "benign", "harmless", "legit", "legitimate", "clean", "allowed"], 0),
-    **dict.fromkeys(["1", "true", "yes", "malicious", "harmful", "injection", "prompt_injection", "jailbreak"], 1),
-}
-
-
 def parse_label(value, labels: tuple[str, str] = ("safe", "unsafe"), where: str = "") -> int:
-    """0/1, True/False, a label word or a common synonym (case-insensitive) -> 0 safe, 1 unsafe; else an error."""
+    """0/1, True/False, a contract label word or a common one (common/labels.py, as prep reads them; case-insensitive)
+    -> 0 safe, 1 unsafe; else an error."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int | float) and value in (0, 1):
         return int(value)
     if isinstance(value, str):
-        words = {**OTHER_LABEL_WORDS, labels[0].lower(): 0, labels[1].lower(): 1}
+        words = {**LABEL_WORDS, labels[0].lower(): 0, labels[1].lower(): 1}
         word = value.strip().lower()
         if word in words:
             return words[word]
-    raise ValueError(f"{where}unknown label {value!r}; expected 0/1 or one of {list(labels)}")
+    raise ValueError(
+        f"{where}unknown label {value!r}; expected 0/1, one of {list(labels)} or a word in common/labels.py"
+    )
 
 
 def read_labelled(path: str | Path, labels: tuple[str, str] = ("safe", "unsafe")) -> list[dict]:
@@ -136,7 +133,12 @@ def _flatten_jsonl(record: dict, where: str) -> dict:
                                                       for m in messages):  # fmt: skip
             raise ValueError(f'{where}: \'messages\' must be a list of {{"role", "content"}} objects')
         turns = {m["role"]: m["content"] for m in messages}
-        return {**record, "text": turns.get("user"), "label": turns.get("assistant")}
+        for role in ("user", "assistant"):
+            if turns.get(role) is None:
+                raise ValueError(
+                    f"{where}: 'messages' has no {role!r} turn (the {'text' if role == 'user' else 'label'})"
+                )
+        return {**record, "text": turns["user"], "label": turns["assistant"]}
     if "prompt" in record and "completion" in record and "label" not in record:
         return {**record, "text": record["prompt"], "label": record["completion"]}
     return record

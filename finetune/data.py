@@ -47,7 +47,10 @@ def load_split(data_dir: Path, split: str, labels: tuple[str, str] = ("safe", "u
         jsonl = data_dir / "chat" / f"{split}.jsonl"
         if not jsonl.exists():
             raise ValueError(f"{data_dir}: no {split}.parquet or chat/{split}.jsonl; run `invoke prep` first")
-        lines = jsonl.read_bytes().decode("utf-8", errors="replace").split("\n")  # not splitlines: U+2028 is JSON
+        try:
+            lines = jsonl.read_bytes().decode("utf-8").split("\n")  # not splitlines: U+2028 is valid inside JSON
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{jsonl}: invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8") from None
         rows = [_chat_row(line, f"{jsonl}:{n}", labels) for n, line in enumerate(lines, 1) if line.strip()]
     bad = [label for _, label in rows if label not in (0, 1)]
     if bad:

@@ -9,17 +9,18 @@ words would be served with the wrong one.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.calibration import CALIBRATION
+from common.config import read_json
 from common.contract import CONTRACT_FILE, read_contract, write_contract
-from common.model_dir import replaceable, require_model_dir, staging_dir, swap_in
+from common.model_dir import replaceable, replaced_when_done, require_model_dir
 
 log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,20 @@ def check_contract(adapters: Path, data: Path | None):
     return contract
 
 
+def recorded_base(adapters: Path) -> str:
+    """The base model recorded in the adapters' adapter_config.json (relative to where training ran: this directory
+    or the repository root), else model/base."""
+    path = adapters / "adapter_config.json"
+    data = read_json(path)
+    recorded = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(recorded, str) or not recorded:
+        return "model/base"
+    for candidate in (Path(recorded), ROOT / recorded):
+        if (candidate / "config.json").exists():
+            return str(candidate)
+    raise ValueError(f"{path}: the recorded base model {recorded!r} is not a model directory here; pass --model")
+
+
 def fuse_adapters(config: FuseConfig) -> Path:
     """Write the fused float32 model directory and return it."""
     import mlx.core as mx
@@ -61,9 +76,9 @@ def fuse_adapters(config: FuseConfig) -> Path:
         if not (adapters / name).exists():
             raise ValueError(f"{adapters}: missing {name}; run `invoke train` first")
     contract = check_contract(adapters, config.data)
-    base = config.model or json.loads((adapters / "adapter_config.json").read_text()).get("model") or "model/base"
+    base = config.model or recorded_base(adapters)
     require_model_dir(base, "pass the base model the adapters were trained on with --model")
-    replaceable(Path(config.out))  # before the work: refuse early
+    replaceable(config.out)  # before the work: refuse early
     model, tokenizer, model_config = load(str(base), adapter_path=str(adapters), return_config=True)
     fused = [(name, module.fuse(dequantize=True)) for name, module in model.named_modules() if hasattr(module, "fuse")]
     if not fused:
@@ -75,12 +90,10 @@ def fuse_adapters(config: FuseConfig) -> Path:
     model_config.pop("quantization_config", None)
     model_config["torch_dtype"] = "float32"
     out = Path(config.out)
-    replaceable(out)
-    staging = staging_dir(out)  # the old fused model stays until the new one is complete
-    save(staging, str(base), model, tokenizer, model_config, donate_model=False)
-    write_contract(contract, staging)
-    if (adapters / CALIBRATION).exists():  # the same function as base + adapters, so the same threshold
-        shutil.copy2(adapters / CALIBRATION, staging / CALIBRATION)
-    swap_in(staging, out)
+    with replaced_when_done(out) as staging:  # the old fused model stays until the new one is complete
+        save(staging, str(base), model, tokenizer, model_config, donate_model=False)
+        write_contract(contract, staging)
+        if (adapters / CALIBRATION).exists():  # the same function as base + adapters, so the same threshold
+            shutil.copy2(adapters / CALIBRATION, staging / CALIBRATION)
     log.info("fused %d LoRA layers from %s into %s", len(fused), adapters, out)
     return out

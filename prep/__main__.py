@@ -70,6 +70,8 @@ def overrides(args: argparse.Namespace) -> dict:
     if args.split is not None:
         try:
             split = tuple(float(x) for x in args.split.split(","))
+            if len(split) != 3:
+                raise ValueError
         except ValueError:
             raise ValueError(
                 f"--split {args.split!r}: give three comma-separated fractions, e.g. 0.8,0.1,0.1"

@@ -16,19 +16,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from common.labels import LABEL_WORDS
 from prep.config import PrepConfig, parse_pairs
 from prep.rows import SAFE, UNSAFE, Row
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 TEXT_COLUMNS = ("text", "prompt", "content", "instruction", "question", "query", "input", "user_input", "message")
 LABEL_COLUMNS = ("label", "labels", "class", "is_unsafe", "is_injection", "is_jailbreak", "unsafe", "target", "type")
-# Common label words (matched casefolded); --label-map adds to or overrides these.
-DEFAULT_LABELS = {
-    **dict.fromkeys(["0", "false", "no", "safe", "benign", "harmless", "legit", "legitimate", "ok", "normal"], SAFE),
-    **dict.fromkeys(["clean", "allowed", "negative_class", "non-injection", "not_injection"], SAFE),
-    **dict.fromkeys(["1", "true", "yes", "unsafe", "malicious", "harmful", "injection", "prompt_injection"], UNSAFE),
-    **dict.fromkeys(["jailbreak", "attack", "adversarial", "toxic", "blocked", "unsafe_prompt"], UNSAFE),
-}
+DEFAULT_LABELS = LABEL_WORDS  # common label words (common/labels.py); --label-map adds to or overrides them
 _CLASS_WORDS = {"0": SAFE, "safe": SAFE, "1": UNSAFE, "unsafe": UNSAFE}
 
 

@@ -165,7 +165,7 @@ def test_an_out_dir_with_other_files_is_never_replaced(tiny_model_dir, tmp_path)
 
     (tmp_path / "data" / "builtin").mkdir(parents=True)
     (tmp_path / "data" / "builtin" / "mine.jsonl").write_text("{}\n")
-    with pytest.raises(ValueError, match=r"data: holds files that are not a model directory; refusing"):
+    with pytest.raises(ValueError, match=r"data: holds files that our stages did not write"):
         prepare_base_model(ModelConfig(base=str(tiny_model_dir), out_dir=tmp_path / "data"))
     assert (tmp_path / "data" / "builtin" / "mine.jsonl").exists()
 

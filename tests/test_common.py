@@ -180,25 +180,33 @@ def test_blas_thread_budget_respects_the_users_thread_variables(monkeypatch):
 
 
 def test_model_dirs_are_replaced_only_when_ours_and_only_when_complete(tmp_path):
-    from common.model_dir import require_model_dir, staging_dir, swap_in
+    from common.model_dir import replaced_when_done, require_model_dir
 
     with pytest.raises(ValueError, match=r"not a model directory \(no config.json\); run `invoke model`"):
         require_model_dir(tmp_path / "missing")
-    users = tmp_path / "data"
+    users = tmp_path / "project"
     (users / "builtin").mkdir(parents=True)
-    (users / "builtin" / "mine.jsonl").write_text("{}\n")
-    built = staging_dir(users)
-    built.mkdir()
-    (built / "config.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"data: holds files that are not a model directory; refusing"):
-        swap_in(built, users)
-    assert (users / "builtin" / "mine.jsonl").exists()
+    (users / "config.json").write_text("{}")  # someone else's config.json does not make it ours
+    with pytest.raises(ValueError, match=r"project: holds files that our stages did not write"):
+        with replaced_when_done(users):
+            pass
+    assert (users / "builtin").is_dir()
+
     fused = tmp_path / "fused"
     fused.mkdir()
-    (fused / "contract.json").write_text("{}")
-    (fused / "old.safetensors").write_text("old")
-    assert swap_in(built, fused) == fused
-    assert sorted(p.name for p in fused.iterdir()) == ["config.json"] and not built.exists()
+    (fused / "contract.json").write_text("old")
+    with pytest.raises(RuntimeError), replaced_when_done(fused) as staging:
+        (staging / "contract.json").parent.mkdir()
+        raise RuntimeError("the build failed")
+    assert (fused / "contract.json").read_text() == "old" and not staging.exists()  # old kept, staging removed
+
+    link = tmp_path / "link"
+    link.symlink_to(fused)
+    with replaced_when_done(link) as staging:
+        staging.mkdir()
+        (staging / "contract.json").write_text("new")
+    assert link.is_symlink() and (fused / "contract.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fused", "link", "project"]  # no .partial/.old left
 
 
 @pytest.mark.parametrize(
