@@ -205,4 +205,7 @@ def all(c):
     eval(c, name="test", check_lm_eval=True)  # runs the lm-eval task too and checks it agrees with serve
     if SAFE_GUARD_TEST.exists():
         eval(c, data=str(SAFE_GUARD_TEST), name="safe-guard")
+    else:  # said, not silently skipped: the summary then has no row for the original's split
+        print(f"all: {SAFE_GUARD_TEST} not found (the original's test split, beside the repo): its eval is skipped",
+              file=sys.stderr)  # fmt: skip
     c.run(f"{PY} -m evalharness summary")
