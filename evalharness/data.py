@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from common.contract import Contract, read_contract
+from common.jsonl import jsonl_records
 from common.labels import LABEL_WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,19 +87,15 @@ def _records(path: Path, labels: tuple[str, str]):
         for i, record in enumerate(pq.read_table(path).to_pylist()):
             yield f"{path} row {i}", record
     elif suffix in (".jsonl", ".json"):
-        text = _utf8(path)
-        if suffix == ".json" and text.lstrip().startswith("["):
+        text = _utf8(path) if suffix == ".json" else ""
+        if text.lstrip().startswith("["):
             try:
                 records = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg}); fix the file") from None
             numbered = [(f"{path} row {i}", r) for i, r in enumerate(records)]
         else:
-            numbered = [
-                (f"{path}:{n}", _json_line(line, f"{path}:{n}"))
-                for n, line in enumerate(text.split("\n"), 1)
-                if line.strip()
-            ]  # fmt: skip; not splitlines: U+2028 is valid inside JSON
+            numbered = list(jsonl_records(path))
         for where, record in numbered:
             if not isinstance(record, dict):
                 raise ValueError(f"{where}: expected a JSON object with text and label")
@@ -116,13 +113,6 @@ def _utf8(path: Path) -> str:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8") from None
-
-
-def _json_line(line: str, where: str):
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno}); fix the line") from None
 
 
 def _flatten_jsonl(record: dict, where: str) -> dict:

@@ -11,13 +11,13 @@ user's text, the assistant header and the answer; the loss covers only the answe
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from common.contract import Contract
+from common.jsonl import jsonl_records
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,7 @@ def load_split(data_dir: Path, split: str, labels: tuple[str, str] = ("safe", "u
         jsonl = data_dir / "chat" / f"{split}.jsonl"
         if not jsonl.exists():
             raise ValueError(f"{data_dir}: no {split}.parquet or chat/{split}.jsonl; run `invoke prep` first")
-        try:
-            lines = jsonl.read_bytes().decode("utf-8").split("\n")  # not splitlines: U+2028 is valid inside JSON
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{jsonl}: invalid UTF-8 at byte {exc.start}; re-encode the file as UTF-8") from None
-        rows = [_chat_row(line, f"{jsonl}:{n}", labels) for n, line in enumerate(lines, 1) if line.strip()]
+        rows = [_chat_row(record, where, labels) for where, record in jsonl_records(jsonl)]
     bad = [label for _, label in rows if label not in (0, 1)]
     if bad:
         raise ValueError(f"{data_dir}/{split}: labels must be 0 (safe) or 1 (unsafe); found {sorted(set(bad))[:5]}")
@@ -60,11 +56,10 @@ def load_split(data_dir: Path, split: str, labels: tuple[str, str] = ("safe", "u
     return [(str(text), int(label)) for text, label in rows]
 
 
-def _chat_row(line: str, where: str, labels: tuple[str, str]) -> tuple[str, int]:
+def _chat_row(record, where: str, labels: tuple[str, str]) -> tuple[str, int]:
     try:
-        record = json.loads(line)
         messages = {m["role"]: m["content"] for m in record.get("messages", [])}
-    except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
+    except (AttributeError, KeyError, TypeError):  # not an object, or turns without role/content
         messages = {}
     if "user" not in messages or messages.get("assistant") not in labels:
         raise ValueError(f"{where}: each line needs a user message and an assistant answer, one of {list(labels)}")

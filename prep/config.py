@@ -20,7 +20,7 @@ class PrepConfig:
     format: str = "chat"  # mlx-lm JSONL layout, as in the original project
     text_col: str | None = None  # None: the first of text, prompt, content, ... present in the file
     label_col: str | None = None  # None: the first of label, labels, class, ... present in the file
-    label_map: str | None = None  # extra "word=0,word=1" pairs on top of the defaults (readers.DEFAULT_LABELS)
+    label_map: str | None = None  # extra "word=0,word=1" pairs on top of the defaults (common/labels.py)
     max_chars: int = 2048  # the original dropped longer texts; the contract truncates by tokens later anyway
     # Written into the contract: train, serve and eval keep this many text tokens (head + tail) of a longer text.
     max_text_tokens: int = Contract.max_text_tokens

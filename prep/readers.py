@@ -23,7 +23,6 @@ from prep.rows import SAFE, UNSAFE, Row
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 TEXT_COLUMNS = ("text", "prompt", "content", "instruction", "question", "query", "input", "user_input", "message")
 LABEL_COLUMNS = ("label", "labels", "class", "is_unsafe", "is_injection", "is_jailbreak", "unsafe", "target", "type")
-DEFAULT_LABELS = LABEL_WORDS  # common label words (common/labels.py); --label-map adds to or overrides them
 _CLASS_WORDS = {"0": SAFE, "safe": SAFE, "1": UNSAFE, "unsafe": UNSAFE}
 
 
@@ -37,7 +36,7 @@ class BadRow(ValueError):
 
 def label_table(config: PrepConfig) -> dict[str, int]:
     """Default label words plus the config's --label-map (values 0/1/safe/unsafe)."""
-    table = dict(DEFAULT_LABELS)
+    table = dict(LABEL_WORDS)  # common label words; --label-map adds to or overrides them
     for word, value in parse_pairs(config.label_map, "--label-map").items():
         if value.casefold() not in _CLASS_WORDS:
             raise ValueError(f"--label-map: {word}={value}: the value must be 0, 1, safe or unsafe")

@@ -7,11 +7,11 @@ Source tag = `project/<file stem>`. A bad line is an error naming the file and l
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from common.jsonl import jsonl_records
 from prep.rows import SAFE, UNSAFE, Row
 from prep.sources.common import SourceConfig
 
@@ -21,26 +21,15 @@ LABELS = {"safe": SAFE, "unsafe": UNSAFE}
 def read_project(builtin_dir: str | Path, drops: Counter, config: SourceConfig) -> Iterator[Row]:
     """Rows of every JSONL file in the project's builtin data folder (sorted by file name)."""
     for path in sorted(Path(builtin_dir).glob("*.jsonl")):
-        with open(path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    rec = json.loads(raw.decode("utf-8"))
-                except UnicodeDecodeError as e:
-                    raise ValueError(
-                        f"{path}:{lineno}: invalid UTF-8 at byte {e.start}; save the file as UTF-8"
-                    ) from None
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: malformed JSON ({e.msg}); fix the line") from None
-                if not isinstance(rec, dict):
-                    raise ValueError(f"{path}:{lineno}: expected a JSON object with text, label, category, group")
-                for key in ("group", "category"):
-                    if rec.get(key) is not None and not isinstance(rec[key], str):
-                        raise ValueError(f"{path}:{lineno}: field {key!r} must be a string, not {rec[key]!r}")
-                text, label = rec.get("text"), LABELS.get(str(rec.get("label", "")).lower())
-                if not isinstance(text, str) or not text.strip():
-                    raise ValueError(f"{path}:{lineno}: field 'text' missing or empty")
-                if label is None:
-                    raise ValueError(f"{path}:{lineno}: field 'label' is {rec.get('label')!r}; use 'safe' or 'unsafe'")
-                yield Row(text, label, f"project/{path.stem}", group=rec.get("group"), category=rec.get("category"))
+        for where, rec in jsonl_records(path):
+            if not isinstance(rec, dict):
+                raise ValueError(f"{where}: expected a JSON object with text, label, category, group")
+            for key in ("group", "category"):
+                if rec.get(key) is not None and not isinstance(rec[key], str):
+                    raise ValueError(f"{where}: field {key!r} must be a string, not {rec[key]!r}")
+            text, label = rec.get("text"), LABELS.get(str(rec.get("label", "")).lower())
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{where}: field 'text' missing or empty")
+            if label is None:
+                raise ValueError(f"{where}: field 'label' is {rec.get('label')!r}; use 'safe' or 'unsafe'")
+            yield Row(text, label, f"project/{path.stem}", group=rec.get("group"), category=rec.get("category"))
