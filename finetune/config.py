@@ -41,6 +41,7 @@ class TrainConfig:
     pool_batches: int = 32
     compile: bool = False
     trunk_streams: int = 2
+    ema: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -54,5 +55,7 @@ class TrainConfig:
             raise ValueError(f"train config: layers must be -1 (all) or at least 1, not {self.layers}")
         if self.select_by not in ("loss", "accuracy"):
             raise ValueError(f"train config: select_by must be 'loss' or 'accuracy', not {self.select_by!r}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"train config: ema must be 0 (off) or a decay in (0, 1) such as 0.99, not {self.ema}")
         if not 0 <= self.min_lr_ratio <= 1 or self.warmup < 0 or self.patience < 0 or self.max_seconds < 0:
             raise ValueError("train config: min_lr_ratio in [0, 1]; warmup, patience, max_seconds >= 0")

@@ -17,6 +17,7 @@ import logging
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import mlx.core as mx
@@ -30,6 +31,7 @@ from common.config import config_dict, write_config
 from common.contract import Contract, read_contract, write_contract
 from common.fast_math import use_fast_math
 from common.model_dir import require_model_dir
+from finetune.average import EMA_FILE, WeightAverage
 from finetune.config import RUN_FIELDS, TrainConfig
 from finetune.data import BatchPlan, Encoded, encode_examples, eval_sample, load_split, make_batch, shard
 from finetune.trunk import FrozenTrunk, top_answer_logits
@@ -172,6 +174,9 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         restore_checkpoint(out, model, optimizer)
         # The data order is a function of (seed, step); the MLX RNG (LoRA dropout only) is re-derived from both.
         mx.random.seed(config.seed + state["step"])
+    average = WeightAverage(config.ema, model) if config.ema else None
+    if average and state is not None:
+        average.load(out / CHECKPOINT / EMA_FILE)
     if rank == 0:
         write_run_files(config, contract, layers)
     answer_width = max(e.answer_len for e in train + valid)
@@ -207,15 +212,16 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     def run_eval(at: int) -> bool:
         """Evaluate, keep the best adapters; return whether patience ran out."""
         tic = time.perf_counter()
-        result = evaluate(model, trunk, valid, label_ids, answer_width, world)
-        eval_seconds[0] = max(eval_seconds[0], time.perf_counter() - tic)
-        better = is_better(result, progress["best"], config.select_by)
-        if better:
-            progress.update(best=result, best_step=at, bad_evals=0)
-            if rank == 0:
-                save_adapters(model, out / ADAPTERS)
-        else:
-            progress["bad_evals"] += 1
+        with average.swapped_in(model) if average else nullcontext():  # with EMA on, the average is what is kept
+            result = evaluate(model, trunk, valid, label_ids, answer_width, world)
+            eval_seconds[0] = max(eval_seconds[0], time.perf_counter() - tic)
+            better = is_better(result, progress["best"], config.select_by)
+            if better:
+                progress.update(best=result, best_step=at, bad_evals=0)
+                if rank == 0:
+                    save_adapters(model, out / ADAPTERS)
+            else:
+                progress["bad_evals"] += 1
         metrics.write({"step": at, **result, "best": better, "elapsed": time.perf_counter() - started})
         log.info("step %d: val_loss %.4f val_accuracy %.4f%s", at, result["val_loss"], result["val_accuracy"],
                  " (best)" if better else "")  # fmt: skip
@@ -238,9 +244,11 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         tic = time.perf_counter()
         loss = step(trunk.prefix_hidden, trunk(batch.inputs), mx.array(batch.positions), mx.array(batch.targets),
                     mx.array(batch.mask), mx.array(norm))  # fmt: skip
-        mx.eval(loss, model.trainable_parameters(), optimizer.state)
-        took = time.perf_counter() - tic
         at += 1
+        if average:
+            average.update(model, at)
+        mx.eval(loss, model.trainable_parameters(), optimizer.state, average.arrays() if average else [])
+        took = time.perf_counter() - tic
         seq_tokens = sum(len(e.suffix) for e in global_examples) + len(indices) * len(prefix_ids)
         window_tokens, window_time = window_tokens + seq_tokens, window_time + took
         lr = float(optimizer.learning_rate.item())
@@ -257,7 +265,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
                 stop_reason = "patience"
             progress["step"], progress["elapsed"] = at, time.perf_counter() - started
             if rank == 0:
-                write_checkpoint(out, model, optimizer, progress, config)
+                write_checkpoint(out, model, optimizer, progress, config, average)
     bar.close()
     elapsed = time.perf_counter() - started
     summary = {
@@ -304,11 +312,13 @@ def save_adapters(model, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_checkpoint(out: Path, model, optimizer, progress: dict, config: TrainConfig) -> None:
-    """Weights, optimizer state, RNG and step, written to a temp dir then swapped in (a kill never leaves half)."""
+def write_checkpoint(out: Path, model, optimizer, progress: dict, config: TrainConfig, average=None) -> None:
+    """Weights, optimizer state, EMA, RNG and step, written to a temp dir then swapped in (a kill never leaves half)."""
     tmp, final = out / (CHECKPOINT + ".tmp"), out / CHECKPOINT
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    if average:
+        average.save(tmp / EMA_FILE)
     mx.save_safetensors(str(tmp / "lora.safetensors"), dict(tree_flatten(model.trainable_parameters())))
     mx.save_safetensors(str(tmp / "optimizer.safetensors"), dict(tree_flatten(optimizer.state)))
     run = {k: v for k, v in config_dict(config).items() if k in RUN_FIELDS}

@@ -210,3 +210,51 @@ def test_time_cap_stops_with_a_closing_validation(tiny_model_dir, data, tmp_path
     evals = [r for r in metrics(tmp_path / "capped") if "val_loss" in r]
     assert [r["step"] for r in evals] == [summary["steps"]]
     assert json.loads((tmp_path / "capped/checkpoint/state.json").read_text())["step"] == summary["steps"]
+
+
+def test_weight_average_warms_up_and_swaps_back():
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    from finetune.average import WeightAverage
+
+    model = nn.Linear(2, 2)
+    model.update({"weight": mx.zeros((2, 2)), "bias": mx.zeros((2,))})
+    average = WeightAverage(0.9, model)
+    model.update({"weight": mx.ones((2, 2)), "bias": mx.ones((2,))})
+    average.update(model, 1)  # decay min(0.9, 2/11): early steps are forgotten fast
+    assert mx.allclose(average.weights["weight"], mx.full((2, 2), 9 / 11)).item()
+    with average.swapped_in(model):
+        assert mx.allclose(model.weight, mx.full((2, 2), 9 / 11)).item()
+    assert mx.array_equal(model.weight, mx.ones((2, 2))).item()
+
+
+def test_ema_is_kept_and_resumed_exactly(tiny_model_dir, data, tmp_path):
+    """With `ema` on, the kept adapters are the average; a run resumed halfway ends with the same average."""
+    import mlx.core as mx
+
+    from common.config import resolve_config
+    from finetune.config import TrainConfig
+    from finetune.train import run_training
+
+    def train(adapters: Path, iters: int, resume: bool = False) -> dict:
+        # A constant learning rate, so that the schedule does not depend on `iters` and 5 + 5 steps equal 10.
+        overrides = dict(model=str(tiny_model_dir), data=data, adapters=adapters, iters=iters, batch_size=8,
+                         learning_rate=1e-2, warmup=0, min_lr_ratio=1.0, rank=8, layers=1, eval_every=10,
+                         eval_samples=16, ema=0.9)  # fmt: skip
+        return run_training(resolve_config(TrainConfig, ROOT / "finetune/default.yaml", overrides), resume=resume)
+
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    train(straight, 10)
+    train(halves, 5)
+    assert train(halves, 10, resume=True)["steps"] == 10
+    for name in ("ema.safetensors", "lora.safetensors"):
+        a, b = mx.load(str(straight / "checkpoint" / name)), mx.load(str(halves / "checkpoint" / name))
+        assert a.keys() == b.keys() and all(mx.allclose(a[k], b[k], atol=1e-6).item() for k in a), name
+    ema, last = (
+        mx.load(str(straight / "checkpoint/ema.safetensors")),
+        mx.load(str(straight / "checkpoint/lora.safetensors")),
+    )
+    kept = mx.load(str(straight / "adapters.safetensors"))  # its one validation, at step 10, kept the average
+    assert all(mx.array_equal(kept[k], ema[k]).item() for k in kept)
+    assert not all(mx.array_equal(ema[k], last[k]).item() for k in ema)  # the average is not the last step
