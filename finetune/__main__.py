@@ -31,6 +31,7 @@ TRAIN_FLAGS = {
     "trunk_streams": "trunk_streams",
     "seed": "seed",
     "ema": "ema",
+    "balance_labels": "balance_labels",
 }
 
 
@@ -76,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--trunk-streams", type=int, help="row slices of the frozen trunk run at once (2; 1: off)")
     train.add_argument("--seed", type=int, help="seed for LoRA init, data order and the validation sample")
     train.add_argument("--ema", type=float, help="keep a moving average of the weights with this decay (0.99; 0: off)")
+    train.add_argument(
+        "--balance-labels",
+        action=argparse.BooleanOptionalAction,
+        help="give every batch the corpus's label mix (length-sorts each label apart; more padding per step)",
+    )
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --adapters")
     train.add_argument("--np", type=int, help="run N data-parallel processes on this machine via mlx.launch")
     train.add_argument("--hosts", type=Path, help="mlx.launch hostfile (JSON) for data-parallel across machines")

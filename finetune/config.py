@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Fields that define the run: resuming with a different value would mix two trainings.
-RUN_FIELDS = ("model", "data", "rank", "scale", "layers", "keys", "batch_size", "seed", "pool_batches")
+RUN_FIELDS = (
+    "model",
+    "data",
+    "rank",
+    "scale",
+    "layers",
+    "keys",
+    "batch_size",
+    "seed",
+    "pool_batches",
+    "balance_labels",
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class TrainConfig:
     patience: int = 0
     select_by: str = "loss"
     pool_batches: int = 32
+    balance_labels: bool = False
     compile: bool = False
     trunk_streams: int = 2
     ema: float = 0.0

@@ -118,13 +118,18 @@ class BatchPlan:
     """Deterministic global batches: per epoch a seeded shuffle, then length-sorted pools cut into batches.
 
     Sorting within pools of `pool_batches` batches keeps padding low while batches stay mixed; batch `step` is a
-    pure function of (seed, step), so resuming needs only the step count.
+    pure function of (seed, step), so resuming needs only the step count. Long texts are mostly jailbreaks, so plain
+    length sorting makes batches label-skewed; given `labels`, each label is sorted by length apart and the pool is
+    ordered by length rank within its label, so every batch gets the pool's label mix (at some extra padding).
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, pool_batches: int):
+    def __init__(
+        self, lengths: list[int], batch_size: int, seed: int, pool_batches: int, labels: list[int] | None = None
+    ):
         if len(lengths) < batch_size:
             raise ValueError(f"the training split has {len(lengths)} examples, fewer than batch_size={batch_size}")
         self.lengths = np.asarray(lengths)
+        self.labels = None if labels is None else np.asarray(labels)
         self.batch_size = batch_size
         self.seed = seed
         self.pool = pool_batches * batch_size
@@ -146,9 +151,21 @@ class BatchPlan:
         batches = []
         for start in range(0, len(order), self.pool):
             pool = order[start : start + self.pool]
-            pool = pool[np.argsort(self.lengths[pool], kind="stable")]
+            pool = pool[np.argsort(self._sort_keys(pool), kind="stable")]
             batches.extend(pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size))
         return [batches[i] for i in rng.permutation(len(batches))]
+
+    def _sort_keys(self, pool: np.ndarray) -> np.ndarray:
+        """Length, or with labels each row's length quantile within its own label in this pool."""
+        lengths = self.lengths[pool]
+        if self.labels is None:
+            return lengths
+        keys = np.empty(len(pool))
+        for label in np.unique(self.labels[pool]):
+            rows = np.flatnonzero(self.labels[pool] == label)
+            ranks = np.argsort(np.argsort(lengths[rows], kind="stable"), kind="stable")
+            keys[rows] = (ranks + 0.5) / len(rows)
+        return keys
 
 
 def shard(indices: np.ndarray, rank: int, size: int) -> np.ndarray:

@@ -182,7 +182,8 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     answer_width = max(e.answer_len for e in train + valid)
     n_frozen = len(model.layers) - layers
     trunk = FrozenTrunk(model, n_frozen, prefix_ids, streams=config.trunk_streams)
-    plan = BatchPlan([len(e.suffix) for e in train], config.batch_size, config.seed, config.pool_batches)
+    labels = [e.label for e in train] if config.balance_labels else None
+    plan = BatchPlan([len(e.suffix) for e in train], config.batch_size, config.seed, config.pool_batches, labels)
     loss_and_grad = nn.value_and_grad(model, make_answer_loss(n_frozen))
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     log.info(
@@ -338,7 +339,9 @@ def read_checkpoint(out: Path, config: TrainConfig) -> dict | None:
         return None
     state = json.loads(path.read_text())
     run = {k: v for k, v in config_dict(config).items() if k in RUN_FIELDS}
-    changed = {k: (state["run"].get(k), v) for k, v in run.items() if state["run"].get(k) != v}
+    # A field missing from an older checkpoint did not exist then: it ran with today's default.
+    saved = {**config_dict(TrainConfig()), **state["run"]}
+    changed = {k: (saved.get(k), v) for k, v in run.items() if saved.get(k) != v}
     if changed:
         raise ValueError(f"{path}: cannot resume with changed settings (saved, now): {changed}")
     state.pop("run")

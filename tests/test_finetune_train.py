@@ -179,6 +179,8 @@ def test_resume_after_sigkill_continues_steps_and_optimizer(tiny_model_dir, data
 def test_resume_refuses_changed_settings_and_missing_checkpoint(trained, tiny_model_dir, data, tmp_path):
     done = train_cli(*common_args(tiny_model_dir, data, trained, "--iters", "31", "--rank", "4", "--resume"))
     assert done.returncode == 2 and "cannot resume with changed settings" in done.stderr
+    done = train_cli(*common_args(tiny_model_dir, data, trained, "--iters", "31", "--balance-labels", "--resume"))
+    assert done.returncode == 2 and "'balance_labels': (False, True)" in done.stderr  # other batches: another run
     done = train_cli(*common_args(tiny_model_dir, data, tmp_path / "none", "--resume"))
     assert done.returncode == 2 and "no checkpoint to resume from" in done.stderr
 
