@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from common.config import read_json
+from common.reveal import reveal
 
 CONTRACT_VERSION = 1
 CONTRACT_FILE = "contract.json"
@@ -40,6 +41,9 @@ class Contract:
     format: str = "chat"
     # Texts longer than this many tokens keep their head and tail (see truncate_ids).
     max_text_tokens: int = 256
+    # Append the plain text of encoded runs (base64, hex, binary, ROT13, spaced letters; common/reveal.py) to the
+    # user's text. Off in contracts written before it existed; prep turns it on.
+    reveal_encoded: bool = False
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -94,9 +98,13 @@ class Contract:
         before, after = rendered.split(_SLOT)
         return _encode_template(tokenizer, before), _encode_template(tokenizer, after)
 
+    def user_text(self, text: str) -> str:
+        """The user's message as the model sees it: the text, and with `reveal_encoded` its decoded runs."""
+        return reveal(text) if self.reveal_encoded else text
+
     def text_ids(self, tokenizer, text: str) -> tuple[list[int], bool]:
         """The user's text as plain-text tokens (special-token strings are not special), truncated; and whether cut."""
-        ids = encode_plain(tokenizer, text)
+        ids = encode_plain(tokenizer, self.user_text(text))
         return truncate_ids(ids, self.max_text_tokens), len(ids) > self.max_text_tokens
 
     def prompt_ids(self, tokenizer, text: str) -> list[int]:
@@ -120,6 +128,7 @@ class Contract:
 
     def prompt_text(self, tokenizer, text: str) -> str:
         """The prompt as a string (for lm-eval and for reading); special-token strings in `text` stay as they are."""
+        text = self.user_text(text)
         if self.format == "chat":
             messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": text}]
             return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="text tokens the classifier keeps of a longer text, head 3/4 + tail 1/4; written into the contract "
         "that train, serve and eval follow (default 256)",
     )
+    parser.add_argument(
+        "--reveal-encoded",
+        action=argparse.BooleanOptionalAction,
+        help="append what base64, hex, binary, ROT13 and spaced-out runs decode to, so the model judges hidden "
+        "instructions; written into the contract (default on)",
+    )
     parser.add_argument("--seed", type=int, help="seed of the split (default 0)")
     parser.add_argument("--split", help="train,valid,test fractions (default 0.8,0.1,0.1)")
     parser.add_argument("--out", type=Path, help="output directory (default data/processed)")
@@ -85,6 +91,7 @@ def overrides(args: argparse.Namespace) -> dict:
         "label_map": args.label_map,
         "max_chars": args.max_chars,
         "max_text_tokens": args.max_text_tokens,
+        "reveal_encoded": args.reveal_encoded,
         "seed": args.seed,
         "split": split,
         "out": args.out,

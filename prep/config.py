@@ -24,6 +24,8 @@ class PrepConfig:
     max_chars: int = 2048  # the original dropped longer texts; the contract truncates by tokens later anyway
     # Written into the contract: train, serve and eval keep this many text tokens (head + tail) of a longer text.
     max_text_tokens: int = Contract.max_text_tokens
+    # Written into the contract: the model also sees what base64/hex/binary/ROT13/spaced-out runs decode to.
+    reveal_encoded: bool = True
     seed: int = 0
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, valid, test fractions of rows
     out: Path = Path("data/processed")

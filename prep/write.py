@@ -40,7 +40,9 @@ LABEL_NAMES = ("safe", "unsafe")
 def write_outputs(corpus: Corpus, assignment: list[int], config: PrepConfig, drops: Counter, inputs: dict) -> dict:
     """Write every output into config.out and return the manifest."""
     out = Path(config.out)
-    contract = Contract(format=config.format, max_text_tokens=config.max_text_tokens)
+    contract = Contract(
+        format=config.format, max_text_tokens=config.max_text_tokens, reveal_encoded=config.reveal_encoded
+    )
     (out / config.format).mkdir(parents=True, exist_ok=True)
     counts: dict = {}
     for index, split in enumerate(SPLITS):
@@ -94,7 +96,7 @@ def mlx_record(contract: Contract, text: str, label: int) -> dict:
         return {
             "messages": [
                 {"role": "system", "content": contract.system_prompt},
-                {"role": "user", "content": text},
+                {"role": "user", "content": contract.user_text(text)},
                 {"role": "assistant", "content": contract.labels[label]},
             ]
         }

@@ -397,9 +397,10 @@ def test_config_file_and_unknown_keys(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["max_chars"] == 120 and manifest["config"]["split"] == [0.5, 0.25, 0.25]
     assert manifest["drops_by_reason"]["too_long"] >= 1
-    assert manifest["contract"]["max_text_tokens"] == 256
-    assert run_main(["--sources", str(src), "--out", str(out), "--max-text-tokens", "128"]) == 0
-    assert json.loads((out / "manifest.json").read_text())["contract"]["max_text_tokens"] == 128
+    assert manifest["contract"]["max_text_tokens"] == 256 and manifest["contract"]["reveal_encoded"] is True
+    assert run_main(["--sources", str(src), "--out", str(out), "--max-text-tokens", "128", "--no-reveal-encoded"]) == 0
+    contract = json.loads((out / "manifest.json").read_text())["contract"]
+    assert contract["max_text_tokens"] == 128 and contract["reveal_encoded"] is False
     assert run_main(["--sources", str(src), "--out", str(out), "--max-text-tokens", "4"]) == 2  # below 8: an error
     (tmp_path / "bad.yaml").write_text("max_char: 40\n")
     assert run_main(["--config", str(tmp_path / "bad.yaml")]) == 2
@@ -428,3 +429,13 @@ def test_near_duplicate_variants_inside_a_source_group(keep):
         else {"mem/wrap:near_duplicate": 5, "mem/other:near_duplicate": 1}
     )
     assert set(corpus.groups) == {"tpl"}  # one split group for the whole cluster
+
+
+def test_chat_jsonl_holds_the_text_the_model_sees():
+    from common.contract import Contract
+    from prep.write import mlx_record
+
+    text = "Answer this: 01001001 01100111 01101110 01101111 01110010 01100101 00100000 01101001 01110100"
+    user = mlx_record(Contract(reveal_encoded=True), text, 1)["messages"][1]["content"]
+    assert user == text + "\n\n(decoded binary: Ignore it)"
+    assert mlx_record(Contract(), text, 1)["messages"][1]["content"] == text
