@@ -20,11 +20,14 @@ import re
 
 MAX_DECODINGS = 3  # per text: enough for a payload split over fields, bounded for hostile inputs
 MAX_DECODED_CHARS = 600  # per decoding: the contract keeps a text's head and tail, and the tail holds these
+SCAN_CHARS = 32_768  # of a longer text only the head and the tail this long are searched: bounded time per line
 
-_BINARY = re.compile(r"(?<![01])[01]{8}(?:[\s,]+[01]{8}){3,}(?![01])|(?<![01])(?:[01]{8}){4,}(?![01])")
-_HEX = re.compile(r"(?<![0-9A-Za-z])(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[\s:,]?){8,}(?![0-9A-Za-z])")
+# No lookahead at the end of a run: a failing one makes every later start backtrack over the run (quadratic on a
+# 1 MB line); a run that stops mid-word decodes to something unreadable or is simply one letter short.
+_BINARY = re.compile(r"(?<![01])[01]{8}(?:[\s,]+[01]{8}){3,}|(?<![01])(?:[01]{8}){4,}")
+_HEX = re.compile(r"(?<![0-9A-Za-z])(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[\s:,]?){8,}")
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}")
-_SPACED = re.compile(r"(?<!\S)(?:\S {1,2}){7,}\S(?!\S)")
+_SPACED = re.compile(r"(?<!\S)(?:\S {1,2}){7,}\S")
 _WORD = re.compile(r"[A-Za-z]+")
 _READABLE_PUNCT = set(".,;:!?'\"-()/&%$#@*+=_[]{}<>")
 # Frequent English words of 3+ letters: text whose ROT13 is full of them was written in ROT13.
@@ -49,6 +52,8 @@ def reveal(text: str) -> str:
 
 def decodings(text: str) -> list[tuple[str, str]]:
     """(kind, plain text) for each encoded run that decodes to readable text, in order of kind, at most a few."""
+    if len(text) > 2 * SCAN_CHARS:
+        text = text[:SCAN_CHARS] + "\n" + text[-SCAN_CHARS:]
     found: list[tuple[str, str]] = []
     for kind, decode in _DECODERS:
         for plain in decode(text):
