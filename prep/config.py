@@ -53,13 +53,17 @@ class PrepConfig:
             )
         if self.max_chars < 1:
             raise ValueError("max_chars must be at least 1")
-        Contract(format=self.format, max_text_tokens=self.max_text_tokens)  # the contract's own checks, before any work
+        self.contract()  # the contract's own checks, before any work
         if not 0 < self.near_dup_threshold <= 1:
             raise ValueError("near_dup_threshold must be in (0, 1]")
         if self.shingle_chars < 1 or self.minhash_perms < 4:
             raise ValueError("shingle_chars must be >= 1 and minhash_perms >= 4")
         parse_caps(self.caps, "--caps")  # malformed caps fail now, not after reading the corpus
         parse_caps(self.train_caps, "--train-caps")
+
+    def contract(self) -> Contract:
+        """The classifier contract these settings write into the manifest."""
+        return Contract(format=self.format, max_text_tokens=self.max_text_tokens, reveal_encoded=self.reveal_encoded)
 
 
 def parse_caps(text: str | None, flag: str) -> dict[str, int]:

@@ -40,9 +40,7 @@ LABEL_NAMES = ("safe", "unsafe")
 def write_outputs(corpus: Corpus, assignment: list[int], config: PrepConfig, drops: Counter, inputs: dict) -> dict:
     """Write every output into config.out and return the manifest."""
     out = Path(config.out)
-    contract = Contract(
-        format=config.format, max_text_tokens=config.max_text_tokens, reveal_encoded=config.reveal_encoded
-    )
+    contract = config.contract()
     (out / config.format).mkdir(parents=True, exist_ok=True)
     counts: dict = {}
     for index, split in enumerate(SPLITS):
