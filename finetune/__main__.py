@@ -32,6 +32,7 @@ TRAIN_FLAGS = {
     "seed": "seed",
     "ema": "ema",
     "balance_labels": "balance_labels",
+    "repeat": "repeat",
 }
 
 
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--balance-labels",
         action=argparse.BooleanOptionalAction,
         help="give every batch the corpus's label mix (length-sorts each label apart; more padding per step)",
+    )
+    train.add_argument(
+        "--repeat",
+        metavar="SOURCE=TIMES,...",
+        help="show the train rows of these sources (or source folders, e.g. project) TIMES per epoch; '' = once",
     )
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --adapters")
     train.add_argument("--np", type=int, help="run N data-parallel processes on this machine via mlx.launch")

@@ -56,6 +56,42 @@ def load_split(data_dir: Path, split: str, labels: tuple[str, str] = ("safe", "u
     return [(str(text), int(label)) for text, label in rows]
 
 
+def parse_repeat(text: str) -> dict[str, int]:
+    """Source prefixes and how many times their train rows are shown per epoch, from "project=2,bastion=2"."""
+    repeat = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        prefix, _, times = item.partition("=")
+        if not prefix.strip() or not times.strip().isdigit() or int(times) < 1:
+            raise ValueError(f"--repeat: {item!r} must be SOURCE=TIMES with TIMES a whole number >= 1, e.g. project=2")
+        repeat[prefix.strip().rstrip("/")] = int(times)
+    return repeat
+
+
+def repeat_rows(rows: list, sources: list[str], repeat: dict[str, int]) -> list:
+    """Each row as many times as its source's repeat (a source matches a prefix equal to it or to a folder of it;
+    the longest prefix wins). A prefix that matches no source is an error: it is most likely a typo."""
+    unmatched = [p for p in repeat if not any(_matches(s, p) for s in set(sources))]
+    if unmatched:
+        raise ValueError(f"--repeat names {unmatched}, which match no train source; sources: {sorted(set(sources))}")
+    longest = [max((p for p in repeat if _matches(s, p)), key=len, default=None) for s in sources]
+    times = [repeat[p] if p is not None else 1 for p in longest]
+    return [row for row, n in zip(rows, times, strict=True) for _ in range(n)]
+
+
+def _matches(source: str, prefix: str) -> bool:
+    return source == prefix or source.startswith(prefix + "/")
+
+
+def load_sources(data_dir: Path, split: str) -> list[str]:
+    """The `source` column of `<data>/<split>.parquet`, row for row with load_split."""
+    parquet = Path(data_dir) / f"{split}.parquet"
+    if not parquet.exists():
+        raise ValueError(f"{parquet}: --repeat needs prep's Parquet split (the chat JSONL has no sources)")
+    import pyarrow.parquet as pq
+
+    return [str(s) for s in pq.read_table(parquet, columns=["source"]).column("source").to_pylist()]
+
+
 def _chat_row(record, where: str, labels: tuple[str, str]) -> tuple[str, int]:
     try:
         messages = {m["role"]: m["content"] for m in record.get("messages", [])}

@@ -33,7 +33,18 @@ from common.fast_math import use_fast_math
 from common.model_dir import require_model_dir
 from finetune.average import EMA_FILE, WeightAverage
 from finetune.config import RUN_FIELDS, TrainConfig
-from finetune.data import BatchPlan, Encoded, encode_examples, eval_sample, load_split, make_batch, shard
+from finetune.data import (
+    BatchPlan,
+    Encoded,
+    encode_examples,
+    eval_sample,
+    load_sources,
+    load_split,
+    make_batch,
+    parse_repeat,
+    repeat_rows,
+    shard,
+)
 from finetune.trunk import FrozenTrunk, top_answer_logits
 
 log = logging.getLogger(__name__)
@@ -128,6 +139,9 @@ def prepare(config: TrainConfig):
         log.warning("model weights are %s; float32 is much faster on the CPU (bf16/f16 skip the BLAS)", dtypes)
     prefix, _ = contract.prompt_parts(tokenizer)
     train_rows, valid_rows = (load_split(config.data, split, contract.labels) for split in ("train", "valid"))
+    repeat = parse_repeat(config.repeat)
+    if repeat:  # more passes over the sources the model learns least from one look (README, run 28)
+        train_rows = repeat_rows(train_rows, load_sources(config.data, "train"), repeat)
     sample = eval_sample(len(valid_rows), config.eval_samples, config.seed)
     train = encode_examples(train_rows, tokenizer, contract)
     valid = encode_examples([valid_rows[i] for i in sample], tokenizer, contract)

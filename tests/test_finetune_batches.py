@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from finetune.data import BatchPlan
 
@@ -50,3 +51,31 @@ def test_balanced_batches_carry_the_label_mix_at_some_padding():
     # Still sorted within each label, so padding grows but stays far below random batches.
     random = [np.random.default_rng(0).permutation(1024)[i : i + 16] for i in range(0, 1024, 16)]
     assert padded(plain) < padded(balanced) < padded(random)
+
+
+def test_repeat_shows_the_named_sources_rows_more_often():
+    from finetune.data import parse_repeat, repeat_rows
+
+    sources = ["project/a", "project/b", "evals", "project", "projects/x"]
+    rows = list(range(len(sources)))
+    # A folder prefix covers its sources, not a sibling whose name merely starts alike; the longest prefix wins.
+    assert repeat_rows(rows, sources, parse_repeat("project=2, project/b=3")) == [0, 0, 1, 1, 1, 2, 3, 3, 4]
+    assert repeat_rows(rows, sources, parse_repeat("")) == rows
+    assert parse_repeat("project/=2") == {"project": 2}
+
+
+@pytest.mark.parametrize("text", ["project", "project=0", "project=two", "=2", "project=1.5"])
+def test_repeat_rejects_malformed_values(text):
+    from finetune.config import TrainConfig
+
+    with pytest.raises(ValueError, match="SOURCE=TIMES"):
+        TrainConfig(repeat=text)
+
+
+def test_repeat_of_a_source_that_is_not_there_is_an_error(tmp_path):
+    from finetune.data import load_sources, parse_repeat, repeat_rows
+
+    with pytest.raises(ValueError, match=r"\['projekt'\], which match no train source"):
+        repeat_rows([0], ["project/a"], parse_repeat("projekt=2"))
+    with pytest.raises(ValueError, match="needs prep's Parquet split"):
+        load_sources(tmp_path, "train")

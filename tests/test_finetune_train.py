@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,17 @@ def test_time_cap_stops_with_a_closing_validation(tiny_model_dir, data, tmp_path
     evals = [r for r in metrics(tmp_path / "capped") if "val_loss" in r]
     assert [r["step"] for r in evals] == [summary["steps"]]
     assert json.loads((tmp_path / "capped/checkpoint/state.json").read_text())["step"] == summary["steps"]
+
+
+def test_repeat_multiplies_the_named_sources_train_rows(tiny_model_dir, data):
+    from finetune.config import TrainConfig
+    from finetune.train import prepare
+
+    config = TrainConfig(model=str(tiny_model_dir), data=data, eval_samples=16)
+    *_, plain, valid, _ = prepare(config)
+    *_, repeated, valid_too, _ = prepare(replace(config, repeat="t=3"))
+    assert len(repeated) == 3 * len(plain) and repeated[:3] == [plain[0]] * 3
+    assert valid_too == valid  # validation rows are never repeated
 
 
 def test_weight_average_warms_up_and_swaps_back():
