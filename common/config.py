@@ -133,3 +133,17 @@ def write_config(config, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config_dict(config), indent=2) + "\n")
     return path
+
+
+def parse_pairs(text: str | None, what: str, form: str = 'word=value (e.g. "benign=0,malicious=1")') -> dict[str, str]:
+    """Parse "a=1,b=2" into {"a": "1", "b": "2"} (flags such as --label-map, --train-caps, --repeat); a clear error
+    names the bad pair and the expected `form`."""
+    pairs: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.rpartition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"{what}: {item.strip()!r} is not of the form {form}")
+        pairs[key.strip()] = value.strip()
+    return pairs

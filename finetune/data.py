@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.config import parse_pairs
 from common.contract import Contract
 from common.jsonl import jsonl_records
 
@@ -58,24 +59,27 @@ def load_split(data_dir: Path, split: str, labels: tuple[str, str] = ("safe", "u
 
 def parse_repeat(text: str) -> dict[str, int]:
     """Source prefixes and how many times their train rows are shown per epoch, from "project=2,bastion=2"."""
+    form = "SOURCE=TIMES with TIMES a whole number >= 1, e.g. project=2"
     repeat = {}
-    for item in filter(None, (part.strip() for part in (text or "").split(","))):
-        prefix, _, times = item.partition("=")
-        if not prefix.strip() or not times.strip().isdigit() or int(times) < 1:
-            raise ValueError(f"--repeat: {item!r} must be SOURCE=TIMES with TIMES a whole number >= 1, e.g. project=2")
-        repeat[prefix.strip().rstrip("/")] = int(times)
+    for prefix, times in parse_pairs(text, "--repeat", form).items():
+        if not times.isdigit() or int(times) < 1:
+            raise ValueError(f"--repeat: {prefix}={times} must be {form}")
+        repeat[prefix.rstrip("/")] = int(times)
     return repeat
 
 
 def repeat_rows(rows: list, sources: list[str], repeat: dict[str, int]) -> list:
     """Each row as many times as its source's repeat (a source matches a prefix equal to it or to a folder of it;
     the longest prefix wins). A prefix that matches no source is an error: it is most likely a typo."""
-    unmatched = [p for p in repeat if not any(_matches(s, p) for s in set(sources))]
+    unique = set(sources)
+    unmatched = [p for p in repeat if not any(_matches(s, p) for s in unique)]
     if unmatched:
-        raise ValueError(f"--repeat names {unmatched}, which match no train source; sources: {sorted(set(sources))}")
-    longest = [max((p for p in repeat if _matches(s, p)), key=len, default=None) for s in sources]
-    times = [repeat[p] if p is not None else 1 for p in longest]
-    return [row for row, n in zip(rows, times, strict=True) for _ in range(n)]
+        raise ValueError(f"--repeat names {unmatched}, which match no train source; sources: {sorted(unique)}")
+    times = {}
+    for source in unique:
+        matching = [p for p in repeat if _matches(source, p)]
+        times[source] = repeat[max(matching, key=len)] if matching else 1
+    return [row for row, source in zip(rows, sources, strict=True) for _ in range(times[source])]
 
 
 def _matches(source: str, prefix: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.config import parse_pairs
 from common.contract import FORMATS, Contract
 
 
@@ -76,16 +77,3 @@ def parse_caps(text: str | None, flag: str) -> dict[str, int]:
             raise ValueError(f"{flag}: {source}={value}: a cap must be a whole number of rows")
         caps[source] = int(value)
     return caps
-
-
-def parse_pairs(text: str | None, what: str) -> dict[str, str]:
-    """Parse "a=1,b=2" into {"a": "1", "b": "2"}; a clear error names the bad pair."""
-    pairs: dict[str, str] = {}
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
-        key, sep, value = item.rpartition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise ValueError(f'{what}: {item.strip()!r} is not of the form word=value (e.g. "benign=0,malicious=1")')
-        pairs[key.strip()] = value.strip()
-    return pairs

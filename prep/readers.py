@@ -16,8 +16,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from common.config import parse_pairs
 from common.labels import LABEL_WORDS
-from prep.config import PrepConfig, parse_pairs
+from prep.config import PrepConfig
 from prep.rows import SAFE, UNSAFE, Row
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
