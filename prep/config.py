@@ -72,7 +72,7 @@ def parse_caps(text: str | None, flag: str) -> dict[str, int]:
     if text is None or text.strip().lower() == "none":
         return {}
     caps = {}
-    for source, value in parse_pairs(text, flag).items():
+    for source, value in parse_pairs(text, flag, form='SOURCE=ROWS (e.g. "evals=2000")').items():
         if not value.isdigit():
             raise ValueError(f"{flag}: {source}={value}: a cap must be a whole number of rows")
         caps[source] = int(value)
