@@ -33,6 +33,7 @@ TRAIN_FLAGS = {
     "ema": "ema",
     "balance_labels": "balance_labels",
     "repeat": "repeat",
+    "encoded_copies": "encoded_copies",
 }
 
 
@@ -87,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeat",
         metavar="SOURCE=TIMES,...",
         help="show the train rows of these sources (or source folders, e.g. project) TIMES per epoch; '' = once",
+    )
+    train.add_argument(
+        "--encoded-copies",
+        type=int,
+        metavar="N",
+        help="add N train rows re-encoded in base64/hex/binary/ROT13/spaced letters, half safe (needs reveal_encoded)",
     )
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --adapters")
     train.add_argument("--np", type=int, help="run N data-parallel processes on this machine via mlx.launch")

@@ -24,6 +24,7 @@ RUN_FIELDS = (
     "pool_batches",
     "balance_labels",
     "repeat",
+    "encoded_copies",
 )
 
 
@@ -53,6 +54,7 @@ class TrainConfig:
     pool_batches: int = 32
     balance_labels: bool = False
     repeat: str = ""
+    encoded_copies: int = 0
     compile: bool = False
     trunk_streams: int = 2
     ema: float = 0.0
@@ -73,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"train config: ema must be 0 (off) or a decay in (0, 1) such as 0.99, not {self.ema}")
         if not 0 <= self.min_lr_ratio <= 1 or self.warmup < 0 or self.patience < 0 or self.max_seconds < 0:
             raise ValueError("train config: min_lr_ratio in [0, 1]; warmup, patience, max_seconds >= 0")
+        if self.encoded_copies < 0:
+            raise ValueError(f"train config: encoded_copies must be 0 (off) or more, not {self.encoded_copies}")
         from finetune.data import parse_repeat  # no MLX import: cheap
 
         parse_repeat(self.repeat)  # a malformed --repeat fails before the model loads

@@ -45,6 +45,7 @@ from finetune.data import (
     repeat_rows,
     shard,
 )
+from finetune.encoded import encoded_copies
 from finetune.trunk import FrozenTrunk, top_answer_logits
 
 log = logging.getLogger(__name__)
@@ -139,9 +140,13 @@ def prepare(config: TrainConfig):
         log.warning("model weights are %s; float32 is much faster on the CPU (bf16/f16 skip the BLAS)", dtypes)
     prefix, _ = contract.prompt_parts(tokenizer)
     train_rows, valid_rows = (load_split(config.data, split, contract.labels) for split in ("train", "valid"))
+    if config.encoded_copies and not contract.reveal_encoded:  # without the decoding the copies are noise
+        raise ValueError(f"{config.data}: --encoded-copies needs data prepared with --reveal-encoded (the default)")
+    copies = encoded_copies(train_rows, config.encoded_copies, config.seed)
     repeat = parse_repeat(config.repeat)
     if repeat:  # more passes over the sources the model learns least from one look (README, run 28)
         train_rows = repeat_rows(train_rows, load_sources(config.data, "train"), repeat)
+    train_rows += copies  # the same request hidden in an encoding: judge it by reveal's decoded part
     sample = eval_sample(len(valid_rows), config.eval_samples, config.seed)
     train = encode_examples(train_rows, tokenizer, contract)
     valid = encode_examples([valid_rows[i] for i in sample], tokenizer, contract)
