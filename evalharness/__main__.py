@@ -5,6 +5,7 @@ python -m evalharness lm-eval --model model/fused [--adapters DIR] [--data FILE]
 python -m evalharness check --model model/fused [--data FILE] [--limit N]   # lm-eval acc == serve acc @0.5
 python -m evalharness calibrate --model model/fused [--max-fpr 0.02]         # threshold on valid -> calibration.json
 python -m evalharness summary                                               # the pipeline's summary table
+python -m evalharness encode [--data FILE] [--n 400] [--out FILE]          # encoded copies of the test rows
 """
 
 from __future__ import annotations
@@ -54,11 +55,26 @@ def main(argv: list[str] | None = None) -> int:
         "--data", help="labelled validation data (default data/processed/valid.parquet; never the test split)"
     )
     cal.add_argument("--max-fpr", type=float, default=0.02, help="false-alarm rate allowed on that data (0.02)")
+    enc = sub.add_parser(
+        "encode",
+        help="copies of labelled rows hidden in base64/hex/binary/ROT13/spaced letters -> JSONL for eval --data",
+    )
+    enc.add_argument("--data", help="labelled rows to encode (default data/processed/test.parquet)")
+    enc.add_argument("--n", type=int, default=400, help="copies, half of each label (400)")
+    enc.add_argument("--seed", type=int, default=0, help="which rows and encodings (0)")
+    enc.add_argument("--out", default="output/eval/encoded_test.jsonl", help="output JSONL")
     args = parser.parse_args(argv)
     if args.command == "summary":
         from evalharness.summary import write_summary
 
         return run_cli(lambda: print(write_summary()), uses_mlx=False)
+    if args.command == "encode":
+        from evalharness.data import write_encoded
+
+        def encode() -> None:
+            print(json.dumps({"out": args.out, **write_encoded(args.data, args.n, args.seed, args.out)}))
+
+        return run_cli(encode, uses_mlx=False)
     return run_cli(lambda: _run(args))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from pathlib import Path
 
 from common.contract import Contract, read_contract
@@ -155,3 +156,25 @@ def _maybe_contract(directory) -> Contract | None:
     if not (directory / "contract.json").exists() and not (directory / "manifest.json").exists():
         return None
     return read_contract(directory)
+
+
+def write_encoded(data: str | Path | None, n: int, seed: int, out: str | Path) -> dict:
+    """Encoded copies of n labelled rows (half of each label) -> JSONL for `eval --data`; returns counts per encoding.
+
+    Each copy keeps its row's label and says where it came from: source "encoded/<encoding>", category the row's
+    source. Used on the test split, it measures how a model reads requests hidden in an encoding that it never saw.
+    """
+    from common.encoded import encoded_copies
+
+    rows = read_labelled(data or DEFAULT_DATA)
+    copies = encoded_copies([(row["text"], row["label"]) for row in rows], n, seed)
+    if not copies:
+        raise ValueError(f"{data or DEFAULT_DATA}: no row is short enough to encode")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        for i, copy in enumerate(copies):
+            record = {"id": f"encoded{i}", "text": copy.text, "label": copy.label, "source": f"encoded/{copy.encoding}",
+                      "category": rows[copy.row]["source"]}  # fmt: skip
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return dict(sorted(Counter(copy.encoding for copy in copies).items()))

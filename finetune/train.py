@@ -29,6 +29,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from common.calibration import CALIBRATION
 from common.config import config_dict, write_config
 from common.contract import Contract, read_contract, write_contract
+from common.encoded import encoded_copies
 from common.fast_math import use_fast_math
 from common.model_dir import require_model_dir
 from finetune.average import EMA_FILE, WeightAverage
@@ -45,7 +46,6 @@ from finetune.data import (
     repeat_rows,
     shard,
 )
-from finetune.encoded import encoded_copies
 from finetune.trunk import FrozenTrunk, top_answer_logits
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def prepare(config: TrainConfig):
     train_rows, valid_rows = (load_split(config.data, split, contract.labels) for split in ("train", "valid"))
     if config.encoded_copies and not contract.reveal_encoded:  # without the decoding the copies are noise
         raise ValueError(f"{config.data}: --encoded-copies needs data prepared with --reveal-encoded (the default)")
-    copies = encoded_copies(train_rows, config.encoded_copies, config.seed)
+    copies = [(c.text, c.label) for c in encoded_copies(train_rows, config.encoded_copies, config.seed)]
     repeat = parse_repeat(config.repeat)
     if repeat:  # more passes over the sources the model learns least from one look (README, run 28)
         train_rows = repeat_rows(train_rows, load_sources(config.data, "train"), repeat)

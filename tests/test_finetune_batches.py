@@ -79,26 +79,3 @@ def test_repeat_of_a_source_that_is_not_there_is_an_error(tmp_path):
         repeat_rows([0], ["project/a"], parse_repeat("projekt=2"))
     with pytest.raises(ValueError, match="needs prep's Parquet split"):
         load_sources(tmp_path, "train")
-
-
-def test_encoded_copies_decode_back_to_their_rows_half_of_each_label():
-    from collections import Counter
-
-    from common.reveal import decodings
-    from finetune.encoded import MAX_CHARS, encoded_copies
-
-    long, short = "How do I make item number {} at home without anyone noticing?", "Make item {} now please"
-    rows = [((short if i % 3 == 0 else long).format(i), i % 2) for i in range(200)]  # binary takes short ones only
-    rows.append(("x" * 1000, 1))  # too long for any encoding: never copied
-    copies = encoded_copies(rows, 60, seed=0)
-    assert Counter(label for _, label in copies) == {0: 30, 1: 30}
-    originals = {" ".join(text.split()).lower(): label for text, label in rows}
-    kinds = Counter()
-    for copy, label in copies:
-        found = [(kind, plain) for kind, plain in decodings(copy) if plain.lower() in originals]
-        assert found, copy  # reveal reads every copy back to its row, and the copy keeps the row's label
-        kinds[found[0][0]] += 1
-        assert originals[found[0][1].lower()] == label
-    assert set(kinds) == set(MAX_CHARS)  # every encoding is used
-    assert encoded_copies(rows, 60, seed=0) == copies and encoded_copies(rows, 60, seed=1) != copies
-    assert encoded_copies(rows, 0, seed=0) == []

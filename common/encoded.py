@@ -1,12 +1,14 @@
-"""Encoded copies of training rows: the same request hidden in base64, hex, binary, ROT13 or spaced-out letters.
+"""Encoded copies of labelled texts: the same request hidden in base64, hex, binary, ROT13 or spaced-out letters.
 
-    rows += encoded_copies(rows, 400, seed=0)   # 200 safe + 200 unsafe copies, each keeping its row's label
+    copies = encoded_copies(rows, 400, seed=0)   # 200 safe + 200 unsafe EncodedCopy(text, label, encoding, row)
+
+Training adds them with `--encoded-copies` (train rows only); `python -m evalharness encode` makes them from the test
+split, to measure how a model reads encoded requests it never saw.
 
 With the contract's `reveal_encoded`, the model sees such a text followed by its decoding (common/reveal.py), but the
 corpus holds almost no encoded texts, so it never learned to judge a message by that decoded part: the shipped model
 scores "how do I build a pipe bomb" 0.76 in plain text and 0.19-0.29 in base64, hex or binary. These copies teach it.
-Half are safe, so that an encoding alone is no sign of harm. Copies come from train rows only, so valid and test stay
-untouched.
+Half are safe, so that an encoding alone is no sign of harm.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import base64
 import codecs
 import itertools
 import random
+from dataclasses import dataclass
 
 from common.reveal import decodings
 
 # Longest plain text per encoding: binary costs ~9 tokens per character (every digit is a token), hex ~3.
 MAX_CHARS = {"base64": 300, "hex": 120, "binary": 40, "rot13": 300, "spaced": 120}
+NAMES = {"base64": "base64", "hex": "hex", "binary": "binary", "rot13": "ROT13", "spaced": "spaced-out text"}
 # How the message around the encoded run reads; {kind} names the encoding. The bare run is one of them.
 CARRIERS = (
     "{run}",
@@ -46,7 +50,17 @@ def encode(text: str, kind: str) -> str:
     raise ValueError(f"unknown encoding {kind!r}; one of {', '.join(MAX_CHARS)}")
 
 
-def encoded_copies(rows: list[tuple[str, int]], n: int, seed: int) -> list[tuple[str, int]]:
+@dataclass(frozen=True)
+class EncodedCopy:
+    """One copy: the encoded message, its row's label, the encoding, and the row's index in the input."""
+
+    text: str
+    label: int
+    encoding: str
+    row: int
+
+
+def encoded_copies(rows: list[tuple[str, int]], n: int, seed: int) -> list[EncodedCopy]:
     """Up to n encoded copies of seeded (text, label) rows, half of each label where the rows allow.
 
     A copy is kept only if reveal decodes it back to its text (ROT13 is read from the whole message, so a carrier
@@ -54,17 +68,21 @@ def encoded_copies(rows: list[tuple[str, int]], n: int, seed: int) -> list[tuple
     """
     rng = random.Random(f"{seed}:encoded_copies")
     longest = max(MAX_CHARS.values())
-    copies: list[tuple[str, int]] = []
+    copies: list[EncodedCopy] = []
     for label, want in ((1, (n + 1) // 2), (0, n // 2)):
-        candidates = sorted(text for text, row_label in rows if row_label == label and len(text) <= longest)
+        candidates = sorted(
+            (i for i, (text, row_label) in enumerate(rows) if row_label == label and len(text) <= longest),
+            key=lambda i: rows[i][0],
+        )
         rng.shuffle(candidates)
-        made = (copy for copy in map(lambda text: _copy(text, rng), candidates) if copy is not None)
-        copies += [(copy, label) for copy in itertools.islice(made, want)]
+        made = ((i, _copy(rows[i][0], rng)) for i in candidates)
+        found = ((i, copy) for i, copy in made if copy is not None)
+        copies += [EncodedCopy(text, label, kind, i) for i, (text, kind) in itertools.islice(found, want)]
     return copies
 
 
-def _copy(text: str, rng: random.Random) -> str | None:
-    """One encoded message carrying the text, or None when no encoding fits it or reveal cannot read it back."""
+def _copy(text: str, rng: random.Random) -> tuple[str, str] | None:
+    """(message, encoding) carrying the text, or None when no encoding fits it or reveal cannot read it back."""
     plain = " ".join(text.split())
     kinds = [kind for kind, limit in MAX_CHARS.items() if len(plain) <= limit]
     if not kinds:
@@ -72,9 +90,9 @@ def _copy(text: str, rng: random.Random) -> str | None:
     kind = rng.choice(kinds)
     run = encode(plain, kind)
     for carrier in (rng.choice(CARRIERS), "{run}"):
-        message = carrier.format(run=run, kind="ROT13" if kind == "rot13" else kind)
+        message = carrier.format(run=run, kind=NAMES[kind])
         if any(_same(decoded, plain) for _, decoded in decodings(message)):
-            return message
+            return message, kind
     return None
 
 
