@@ -143,6 +143,8 @@ def prepare(config: TrainConfig):
     if config.encoded_copies and not contract.reveal_encoded:  # without the decoding the copies are noise
         raise ValueError(f"{config.data}: --encoded-copies needs data prepared with --reveal-encoded (the default)")
     copies = [(c.text, c.label) for c in encoded_copies(train_rows, config.encoded_copies, config.seed)]
+    if copies:
+        log.info("adding %d encoded copies of train rows (base64, hex, binary, ROT13, spaced letters)", len(copies))
     repeat = parse_repeat(config.repeat)
     if repeat:  # more passes over the sources the model learns least from one look (README, run 28)
         train_rows = repeat_rows(train_rows, load_sources(config.data, "train"), repeat)
