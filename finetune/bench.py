@@ -74,7 +74,8 @@ def measure_ours(model: str, data: Path, steps: int, batch: int, layers: int, ra
 
     with tempfile.TemporaryDirectory() as tmp:
         config = TrainConfig(data=data, model=model, adapters=Path(tmp), iters=steps + 1, batch_size=batch,
-                             layers=layers, rank=rank, eval_every=10**6, eval_samples=1)  # fmt: skip
+                             layers=layers, rank=rank, eval_every=10**6, eval_samples=1,
+                             encoded_copies=0)  # fmt: skip  # the same rows as mlx-lm's side
         run_training(config)
         train, _ = read_metrics(Path(tmp) / "metrics.jsonl")
     timed = train[1:]

@@ -35,7 +35,7 @@ class TrainConfig:
     data: Path = Path("data/processed")
     model: str = "model/base"
     adapters: Path = Path("model/adapters")
-    iters: int = 460
+    iters: int = 690
     batch_size: int = 16
     learning_rate: float = 3e-4
     warmup: int = 20
@@ -45,8 +45,8 @@ class TrainConfig:
     dropout: float = 0.0
     layers: int = 8
     keys: tuple[str, ...] = ()
-    max_seconds: float = 1800.0
-    eval_every: int = 115
+    max_seconds: float = 2700.0
+    eval_every: int = 230
     eval_samples: int = 256
     eval_first: bool = False
     patience: int = 0
@@ -54,7 +54,7 @@ class TrainConfig:
     pool_batches: int = 32
     balance_labels: bool = False
     repeat: str = ""
-    encoded_copies: int = 0
+    encoded_copies: int = 400
     compile: bool = False
     trunk_streams: int = 2
     ema: float = 0.0

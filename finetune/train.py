@@ -140,9 +140,11 @@ def prepare(config: TrainConfig):
         log.warning("model weights are %s; float32 is much faster on the CPU (bf16/f16 skip the BLAS)", dtypes)
     prefix, _ = contract.prompt_parts(tokenizer)
     train_rows, valid_rows = (load_split(config.data, split, contract.labels) for split in ("train", "valid"))
-    if config.encoded_copies and not contract.reveal_encoded:  # without the decoding the copies are noise
-        raise ValueError(f"{config.data}: --encoded-copies needs data prepared with --reveal-encoded (the default)")
-    copies = [(c.text, c.label) for c in encoded_copies(train_rows, config.encoded_copies, config.seed)]
+    n_copies = config.encoded_copies
+    if n_copies and not contract.reveal_encoded:  # without reveal's decoded part a copy is only noise
+        log.warning("no encoded copies: %s was prepared without --reveal-encoded (prep's default)", config.data)
+        n_copies = 0
+    copies = [(c.text, c.label) for c in encoded_copies(train_rows, n_copies, config.seed)]
     if copies:
         log.info("adding %d encoded copies of train rows (base64, hex, binary, ROT13, spaced letters)", len(copies))
     repeat = parse_repeat(config.repeat)
