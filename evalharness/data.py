@@ -166,6 +166,8 @@ def write_encoded(data: str | Path | None, n: int, seed: int, out: str | Path) -
     """
     from common.encoded import encoded_copies
 
+    if n < 1:
+        raise ValueError(f"--n {n}: ask for at least 1 encoded copy (the default is 400)")
     rows = read_labelled(data or DEFAULT_DATA)
     copies = encoded_copies([(row["text"], row["label"]) for row in rows], n, seed)
     if not copies:

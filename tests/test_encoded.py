@@ -36,3 +36,14 @@ def test_eval_set_keeps_labels_and_names_encoding_and_source(tmp_path):
     rows = read_labelled(out)
     assert len(rows) == 20 and Counter(r["label"] for r in rows) == {0: 10, 1: 10}
     assert all(r["source"].startswith("encoded/") and r["category"] == f"src{r['label']}" for r in rows)
+
+
+def test_bad_counts_are_clear_errors(tmp_path, capsys):
+    import pytest
+
+    from evalharness.__main__ import main
+
+    with pytest.raises(ValueError, match="must be 0 or more"):
+        encoded_copies(ROWS, -1, seed=0)
+    assert main(["encode", "--n", "0", "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert "ask for at least 1 encoded copy" in capsys.readouterr().err
