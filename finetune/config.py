@@ -45,7 +45,7 @@ class TrainConfig:
     dropout: float = 0.0
     layers: int = 8
     keys: tuple[str, ...] = ()
-    max_seconds: float = 2700.0
+    max_seconds: float = 2580.0
     eval_every: int = 230
     eval_samples: int = 256
     eval_first: bool = False
