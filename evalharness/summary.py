@@ -27,6 +27,19 @@ def _num(value, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _training(train: dict) -> str:
+    """Steps, time and speed; the examples when recorded, and why it stopped when not at `iters`."""
+    steps = f"{train['steps']} steps"
+    if train.get("train_examples"):
+        copies = train.get("encoded_copies") or 0
+        steps += f" on {train['train_examples']:,} examples" + (f" ({copies:,} encoded copies)" if copies else "")
+    if train.get("stop") == "max_seconds":
+        steps += f" (stopped by the {train['max_seconds'] / 60:.0f}-minute cap)" if train.get("max_seconds") else ""
+    elif train.get("stop") == "patience":
+        steps += " (early stop)"
+    return f"{steps}, {train['seconds'] / 60:.1f} min, {train['tokens_per_second']} tok/s"
+
+
 def summary_rows(root: Path = ROOT) -> list[tuple[str, str, str]]:
     """(what, measured, target) rows from the stage outputs under `root`."""
     rows: list[tuple[str, str, str]] = []
@@ -45,10 +58,7 @@ def summary_rows(root: Path = ROOT) -> list[tuple[str, str, str]]:
         rows.append(("data", "not run", ""))
     train = _load(root / "model/adapters/train_summary.json")
     if train:
-        minutes = train["seconds"] / 60
-        rows.append(
-            ("training", f"{train['steps']} steps, {minutes:.1f} min, {train['tokens_per_second']} tok/s", "≤ 30 min")
-        )
+        rows.append(("training", _training(train), "≤ 30 min"))
     test = _load(root / "output/eval/test/metrics.json")
     if test:
         rows.append(("decision threshold (calibrate: FPR ≤ 2% on valid)", _num(test.get("threshold")), ""))

@@ -155,7 +155,7 @@ def prepare(config: TrainConfig):
     train = encode_examples(train_rows, tokenizer, contract)
     valid = encode_examples([valid_rows[i] for i in sample], tokenizer, contract)
     label_ids = contract.label_ids(tokenizer)
-    return model, contract, prefix, train, valid, label_ids
+    return model, contract, prefix, len(copies), train, valid, label_ids
 
 
 def write_run_files(config: TrainConfig, contract: Contract, layers: int) -> None:
@@ -185,7 +185,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         raise ValueError(f"{out}/{CHECKPOINT}: no checkpoint to resume from; run without --resume")
 
     mx.random.seed(config.seed)
-    model, contract, prefix_ids, train, valid, label_ids = prepare(config)  # checks model and data first
+    model, contract, prefix_ids, n_copies, train, valid, label_ids = prepare(config)  # checks model and data first
     if not resume and (out / CHECKPOINT).exists() and rank == 0:
         shutil.rmtree(out / CHECKPOINT)  # a fresh run must not be resumed into by mistake later
     if not resume and rank == 0:
@@ -295,6 +295,9 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     summary = {
         "steps": at,
         "stop": stop_reason,
+        "max_seconds": config.max_seconds,
+        "train_examples": len(train),
+        "encoded_copies": n_copies,
         "seconds": round(elapsed, 1),
         "tokens_per_second": round(window_tokens / window_time, 1) if window_time else None,
         "best_step": progress["best_step"],

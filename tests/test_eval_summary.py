@@ -47,3 +47,15 @@ def test_summary_from_stage_files(tmp_path):
 def test_summary_says_what_was_not_run(tmp_path):
     rows = {what: measured for what, measured, _ in summary_rows(tmp_path)}
     assert rows == {"data": "not run", "test metrics": "not run"}
+
+
+def test_summary_training_row_names_copies_and_the_cap(tmp_path):
+    train = {"steps": 673, "seconds": 2683.4, "tokens_per_second": 470.4, "stop": "max_seconds",
+             "max_seconds": 2580.0, "train_examples": 12674, "encoded_copies": 400}  # fmt: skip
+    _write(tmp_path / "model/adapters/train_summary.json", train)
+    rows = {what: measured for what, measured, _ in summary_rows(tmp_path)}
+    expected = "673 steps on 12,674 examples (400 encoded copies) (stopped by the 43-minute cap), 44.7 min, 470.4 tok/s"
+    assert rows["training"] == expected
+    _write(tmp_path / "model/adapters/train_summary.json", {**train, "stop": "iters", "encoded_copies": 0})
+    rows = {what: measured for what, measured, _ in summary_rows(tmp_path)}
+    assert rows["training"] == "673 steps on 12,674 examples, 44.7 min, 470.4 tok/s"

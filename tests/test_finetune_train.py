@@ -74,6 +74,7 @@ def trained(tiny_model_dir, data, tmp_path_factory) -> Path:
     config = resolve_config(TrainConfig, ROOT / "finetune/default.yaml", overrides)
     summary = run_training(config)
     assert summary["steps"] == 30
+    assert summary["train_examples"] == 64 + summary["encoded_copies"] and summary["stop"] == "iters"
     return adapters
 
 
