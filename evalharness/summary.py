@@ -33,8 +33,8 @@ def _training(train: dict) -> str:
     if train.get("train_examples"):
         copies = train.get("encoded_copies") or 0
         steps += f" on {train['train_examples']:,} examples" + (f" ({copies:,} encoded copies)" if copies else "")
-    if train.get("stop") == "max_seconds":
-        steps += f" (stopped by the {train['max_seconds'] / 60:.0f}-minute cap)" if train.get("max_seconds") else ""
+    if train.get("stop") == "max_seconds" and train.get("max_seconds"):
+        steps += f" (stopped by the {train['max_seconds'] / 60:.0f}-minute cap)"
     elif train.get("stop") == "patience":
         steps += " (early stop)"
     return f"{steps}, {train['seconds'] / 60:.1f} min, {train['tokens_per_second']} tok/s"
