@@ -29,6 +29,7 @@ TRAIN_FLAGS = {
     "eval_every": "eval_every",
     "patience": "patience",
     "trunk_streams": "trunk_streams",
+    "trunk_cache_gb": "trunk_cache_gb",
     "seed": "seed",
     "ema": "ema",
     "balance_labels": "balance_labels",
@@ -77,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-every", type=int, help="steps between validations/checkpoints")
     train.add_argument("--patience", type=int, help="stop after N validations without improvement (0: off)")
     train.add_argument("--trunk-streams", type=int, help="row slices of the frozen trunk run at once (2; 1: off)")
+    train.add_argument("--trunk-cache-gb", type=float,
+                       help="memory for the frozen trunk's output of inputs read again, skipping ~40%% of those steps (4; 0: off)")  # fmt: skip
     train.add_argument("--seed", type=int, help="seed for LoRA init, data order and the validation sample")
     train.add_argument("--ema", type=float, help="keep a moving average of the weights with this decay (0.99; 0: off)")
     train.add_argument(

@@ -57,6 +57,7 @@ class TrainConfig:
     encoded_copies: int = 400
     compile: bool = False
     trunk_streams: int = 2
+    trunk_cache_gb: float = 4.0
     ema: float = 0.0
     seed: int = 0
 
@@ -75,6 +76,8 @@ class TrainConfig:
             raise ValueError(f"train config: ema must be 0 (off) or a decay in (0, 1) such as 0.99, not {self.ema}")
         if not 0 <= self.min_lr_ratio <= 1 or self.warmup < 0 or self.patience < 0 or self.max_seconds < 0:
             raise ValueError("train config: min_lr_ratio in [0, 1]; warmup, patience, max_seconds >= 0")
+        if self.trunk_cache_gb < 0:
+            raise ValueError(f"train config: trunk_cache_gb must be 0 (off) or more, not {self.trunk_cache_gb}")
         if self.encoded_copies < 0:
             raise ValueError(f"train config: encoded_copies must be 0 (off) or more, not {self.encoded_copies}")
         from finetune.data import parse_repeat  # no MLX import: cheap

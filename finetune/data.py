@@ -33,6 +33,11 @@ class Encoded:
     def answer_len(self) -> int:
         return len(self.suffix) - self.answer_start
 
+    @property
+    def inputs(self) -> tuple[int, ...]:
+        """What the model reads: the suffix without its last token (the last one is only predicted)."""
+        return self.suffix[:-1]
+
 
 def load_split(data_dir: Path, split: str, labels: tuple[str, str] = ("safe", "unsafe")) -> list[tuple[str, int]]:
     """(text, label) pairs from `<data>/<split>.parquet`, else `<data>/chat/<split>.jsonl` (mlx-lm chat format,
@@ -144,7 +149,7 @@ def make_batch(examples: list[Encoded], answer_width: int) -> Batch:
     targets = np.zeros((n, answer_width), np.int32)
     mask = np.zeros((n, answer_width), np.float32)
     for i, e in enumerate(examples):
-        inputs[i, : len(e.suffix) - 1] = e.suffix[:-1]
+        inputs[i, : len(e.inputs)] = e.inputs
         k = e.answer_len
         # The token at suffix index j is predicted at index j - 1.
         positions[i, :k] = np.arange(e.answer_start - 1, len(e.suffix) - 1)

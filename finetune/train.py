@@ -46,7 +46,7 @@ from finetune.data import (
     repeat_rows,
     shard,
 )
-from finetune.trunk import FrozenTrunk, top_answer_logits
+from finetune.trunk import FrozenTrunk, TrunkCache, top_answer_logits
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +105,17 @@ def make_optimizer(config: TrainConfig) -> optim.Optimizer:
     return optim.Adam(learning_rate=decay)
 
 
-def evaluate(model, trunk: FrozenTrunk, examples: list[Encoded], label_ids, answer_width: int, world) -> dict:
+def evaluate(model, cache: TrunkCache, examples: list[Encoded], label_ids, answer_width: int, world) -> dict:
     """Loss per answer token and label accuracy (argmax of the two label tokens) over this rank's shard, summed."""
     model.eval()
+    trunk = cache.trunk
     mine = shard(np.argsort([len(e.suffix) for e in examples], kind="stable"), world.rank(), world.size())
     totals = mx.zeros((3,))  # loss sum, answer tokens, correct
     labels_idx = mx.array(label_ids)
     for start in range(0, len(mine), 32):
-        batch = make_batch([examples[i] for i in mine[start : start + 32]], answer_width)
-        hidden = trunk(batch.inputs)
+        chunk = [examples[i] for i in mine[start : start + 32]]
+        batch = make_batch(chunk, answer_width)
+        hidden = cache(batch.inputs, [e.inputs for e in chunk])
         logits = top_answer_logits(model, len(trunk.blocks), trunk.prefix_hidden, hidden, mx.array(batch.positions))
         mask = mx.array(batch.mask)
         ce = (nn.losses.cross_entropy(logits, mx.array(batch.targets)) * mask).sum()
@@ -230,6 +232,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     metrics = MetricsLog(out / METRICS, rank == 0, truncate_after=progress["step"] if state else -1)
     started = time.perf_counter() - progress["elapsed"]
     first = progress["step"]
+    cache = make_trunk_cache(trunk, plan, train, valid, range(first, config.iters), world, config)
 
     eval_seconds = [0.0]  # the longest validation so far: the time cap keeps room for one more
 
@@ -237,7 +240,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         """Evaluate, keep the best adapters; return whether patience ran out."""
         tic = time.perf_counter()
         with average.swapped_in(model) if average else nullcontext():  # with EMA on, the average is what is kept
-            result = evaluate(model, trunk, valid, label_ids, answer_width, world)
+            result = evaluate(model, cache, valid, label_ids, answer_width, world)
             eval_seconds[0] = max(eval_seconds[0], time.perf_counter() - tic)
             better = is_better(result, progress["best"], config.select_by)
             if better:
@@ -264,9 +267,11 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         indices = plan.batch(at)
         global_examples = [train[i] for i in indices]
         norm = float(sum(e.answer_len for e in global_examples))
-        batch = make_batch([global_examples[i] for i in shard(np.arange(len(indices)), rank, size)], answer_width)
+        mine = [global_examples[i] for i in shard(np.arange(len(indices)), rank, size)]
+        batch = make_batch(mine, answer_width)
         tic = time.perf_counter()
-        loss = step(trunk.prefix_hidden, trunk(batch.inputs), mx.array(batch.positions), mx.array(batch.targets),
+        hidden = cache(batch.inputs, [e.inputs for e in mine])
+        loss = step(trunk.prefix_hidden, hidden, mx.array(batch.positions), mx.array(batch.targets),
                     mx.array(batch.mask), mx.array(norm))  # fmt: skip
         at += 1
         if average:
@@ -292,6 +297,9 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
                 write_checkpoint(out, model, optimizer, progress, config, average)
     bar.close()
     elapsed = time.perf_counter() - started
+    if cache.hits:
+        log.info("trunk cache: %d of %d trunk passes skipped, %d inputs kept (%.0f MB)", cache.hits,
+                 cache.hits + cache.misses, len(cache.rows), cache.bytes / 2**20)  # fmt: skip
     summary = {
         "steps": at,
         "stop": stop_reason,
@@ -301,6 +309,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         "seconds": round(elapsed, 1),
         "tokens_per_second": round(window_tokens / window_time, 1) if window_time else None,
         "best_step": progress["best_step"],
+        "trunk_passes_skipped": cache.hits,
         **{k: round(v, 4) for k, v in (progress["best"] or {}).items()},
         "processes": size,
         "adapters": str(out),
@@ -309,6 +318,24 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         plot_curve(out / METRICS, out / "loss_curve.png")
     return summary
+
+
+def make_trunk_cache(trunk, plan: BatchPlan, train, valid, steps: range, world, config: TrainConfig) -> TrunkCache:
+    """A TrunkCache for the inputs this rank will read again: train rows planned twice or more within `steps`
+    (none in under an epoch, unless rows repeat), and the validation sample (scored at every validation)."""
+    keep = set()
+    if config.trunk_cache_gb:
+        seen = set()
+        for at in steps:
+            indices = plan.batch(at)
+            for key in (train[indices[j]].inputs for j in shard(np.arange(len(indices)), world.rank(), world.size())):
+                (keep if key in seen else seen).add(key)
+        if keep:
+            mb = sum(map(len, keep)) * trunk.prefix_hidden.shape[-1] * 4 / 2**20
+            log.info("trunk cache: %d train inputs come back within the run (%.0f MB, cap %.1f GB)", len(keep), mb,
+                     config.trunk_cache_gb)  # fmt: skip
+        keep |= {e.inputs for e in valid}
+    return TrunkCache(trunk, keep, int(config.trunk_cache_gb * 2**30))
 
 
 def sum_across(grads):

@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from common.contract import Contract
@@ -289,3 +290,23 @@ def test_encoded_copies_are_added_to_train_only_and_need_reveal(tiny_model_dir, 
     assert len(unrevealed) == len(plain) and "no encoded copies" in caplog.text
     with pytest.raises(ValueError, match="encoded_copies must be 0"):
         replace(config, encoded_copies=-1)
+
+
+def test_trunk_cache_skips_passes_without_changing_the_training(tiny_model_dir, data, tmp_path):
+    """Three epochs with the trunk's output cached train as without it: the same losses, fewer trunk passes."""
+    from common.config import resolve_config
+    from finetune.config import TrainConfig
+    from finetune.train import run_training
+
+    def train(name: str, cache_gb: float) -> tuple[dict, list[float]]:
+        overrides = dict(model=str(tiny_model_dir), data=data, adapters=tmp_path / name, iters=24, batch_size=8,
+                         learning_rate=1e-2, rank=8, layers=1, eval_every=8, eval_samples=16, warmup=2,
+                         encoded_copies=0, trunk_cache_gb=cache_gb)  # fmt: skip
+        summary = run_training(resolve_config(TrainConfig, ROOT / "finetune/default.yaml", overrides))
+        return summary, [r["loss"] for r in metrics(tmp_path / name) if "loss" in r] + [summary["val_loss"]]
+
+    cached, cached_losses = train("cached", 4.0)
+    plain, plain_losses = train("plain", 0.0)
+    # 64 rows, 8 per step: epochs 2 and 3 (128 inputs) and the 2nd and 3rd validations (32) come from the cache
+    assert cached["trunk_passes_skipped"] >= 128 + 32 and plain["trunk_passes_skipped"] == 0
+    assert np.allclose(cached_losses, plain_losses, rtol=1e-4, atol=1e-6)
