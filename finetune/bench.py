@@ -2,7 +2,7 @@
 
     python -m finetune.bench --out output/bench [--quick]
 
-Same rows (the first of data/processed/train.parquet, or a small built-in set when prep has not run), same model,
+Same rows (train rows of data/processed of about the mean token count, or a small built-in set when prep has not run), same model,
 LoRA rank/blocks/batch and optimizer; each side in its own process (the BLAS state differs):
   - ours: `finetune.train.run_training` with the optimized BLAS;
   - stock: `mlx_lm.tuner.trainer.train` (what `mlx_lm.lora --mask-prompt` runs) with PSC_BLAS=off;
@@ -36,13 +36,23 @@ ROWS = [
 ]
 
 
-def bench_rows(data: Path, n: int) -> list[tuple[str, int]]:
-    """The first n training rows of the prepared data, else the built-in rows repeated."""
-    if (data / "train.parquet").exists():
-        from finetune.data import load_split
+def bench_rows(data: Path, n: int, model: str) -> list[tuple[str, int]]:
+    """The n training rows closest to the split's mean token count, else the built-in rows repeated.
 
-        return load_split(data, "train")[:n]
-    return [ROWS[i % len(ROWS)] for i in range(n)]
+    A step's cost follows its batch's tokens (2,440 took 12x as long as 427), and each trainer draws its batches in
+    its own order, so rows of one length are what make their seconds per step comparable.
+    """
+    if not (data / "train.parquet").exists():
+        return [ROWS[i % len(ROWS)] for i in range(n)]
+    from mlx_lm.utils import load_tokenizer
+
+    from finetune.data import load_split
+
+    rows = load_split(data, "train")
+    tokenizer = load_tokenizer(Path(model))
+    counts = [len(tokenizer.encode(text)) for text, _ in rows]
+    mean = sum(counts) / len(counts)
+    return [rows[i] for i in sorted(range(len(rows)), key=lambda i: abs(counts[i] - mean))[:n]]
 
 
 def write_bench_data(rows: list[tuple[str, int]], out: Path) -> Path:
@@ -190,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlx_lm.utils import load_config
 
     layers = min(layers, load_config(Path(args.model))["num_hidden_layers"])  # small test models have fewer
-    rows = bench_rows(args.data, batch * 16)
+    rows = bench_rows(args.data, batch * 16, args.model)
     with tempfile.TemporaryDirectory() as tmp:
         data = write_bench_data(rows, Path(tmp) / "data")
         common = {"model": args.model, "data": str(data), "batch": batch, "layers": layers, "rank": rank}

@@ -64,3 +64,14 @@ def test_bench_part_writes_results(tiny_model_dir, tmp_path):
     assert result["ours_second_epoch_trunk_cached"]["steps"] == result["ours_second_epoch"]["steps"] == 4
     assert result["trunk_cache_speedup"] > 0
     assert (out / "train.md").read_text().startswith("## train")
+
+
+def test_bench_rows_are_of_one_length(tiny_model_dir, tmp_path):
+    """Each trainer draws its own batches, so the bench times rows of about the split's mean length."""
+    from finetune.bench import bench_rows, write_bench_data
+
+    words = ["ok"] * 8 + ["word " * 40] * 8 + ["word " * 20 + str(i) for i in range(6)] + ["word " * 200]
+    data = write_bench_data([(text, i % 2) for i, text in enumerate(words)], tmp_path / "data")
+    picked = bench_rows(data, 6, str(tiny_model_dir))
+    assert sorted(text for text, _ in picked) == sorted(words[16:22])
+    assert bench_rows(tmp_path / "none", 3, str(tiny_model_dir))[0][0].startswith("How do I kill")
