@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     md = (
         "## train\n\n"
-        f"LoRA rank {rank} on the top {layers} blocks, batch {batch}, {seq:.0f} tokens per example (prompt + answer).\n\n"
+        f"LoRA rank {rank} on the top {layers} blocks, batch {batch}, {len(rows)} rows picked by `bench_rows`, "
+        f"{seq:.0f} tokens per example (prompt + answer).\n\n"
         "| trainer | MLX BLAS | s/step | tokens/s | vs stock |\n|---|---|---|---|---|\n"
         f"| mlx-lm trainer (`mlx_lm.lora` path) | stock | {stock['seconds_per_step']:.2f} | {rate(stock):.0f} | 1.0x |\n"
         f"| mlx-lm trainer | optimized | {mlx_blas['seconds_per_step']:.2f} | {rate(mlx_blas):.0f} | "
