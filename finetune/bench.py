@@ -2,8 +2,9 @@
 
     python -m finetune.bench --out output/bench [--quick]
 
-Same rows (train rows of data/processed of about the mean token count, or a small built-in set when prep has not run), same model,
-LoRA rank/blocks/batch and optimizer; each side in its own process (the BLAS state differs):
+Same rows (`bench_rows`: the train rows of data/processed closest to the mean token count, or a small built-in set
+when prep has not run), same model, LoRA rank/blocks/batch and optimizer; each side in its own process (the BLAS
+state differs):
   - ours: `finetune.train.run_training` with the optimized BLAS;
   - stock: `mlx_lm.tuner.trainer.train` (what `mlx_lm.lora --mask-prompt` runs) with PSC_BLAS=off;
   - mlx-lm + BLAS: the same stock trainer with the optimized BLAS (splits the gain into BLAS and method);
