@@ -41,17 +41,20 @@ def bench_rows(data: Path, n: int, model: str) -> list[tuple[str, int]]:
     """The n training rows closest to the split's mean token count, else the built-in rows repeated.
 
     A step's cost follows its batch's tokens (2,440 took 12x as long as 427), and each trainer draws its batches in
-    its own order, so rows of one length are what make their seconds per step comparable.
+    its own order, so rows of one length are what make their seconds per step comparable. Tokens are counted as
+    training encodes the text (the data's contract: revealed, cut to its text budget).
     """
     if not (data / "train.parquet").exists():
         return [ROWS[i % len(ROWS)] for i in range(n)]
     from mlx_lm.utils import load_tokenizer
 
+    from common.contract import read_contract
     from finetune.data import load_split
 
     rows = load_split(data, "train")
     tokenizer = load_tokenizer(Path(model))
-    counts = [len(tokenizer.encode(text)) for text, _ in rows]
+    contract = read_contract(data)
+    counts = [len(contract.text_ids(tokenizer, text)[0]) for text, _ in rows]
     mean = sum(counts) / len(counts)
     return [rows[i] for i in sorted(range(len(rows)), key=lambda i: abs(counts[i] - mean))[:n]]
 

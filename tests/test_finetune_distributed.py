@@ -67,11 +67,15 @@ def test_bench_part_writes_results(tiny_model_dir, tmp_path):
 
 
 def test_bench_rows_are_of_one_length(tiny_model_dir, tmp_path):
-    """Each trainer draws its own batches, so the bench times rows of about the split's mean length."""
+    """Each trainer draws its own batches, so the bench times rows of about the split's mean length.
+
+    The mean is of the tokens training sees: the long row counts as its 256-token cut (uncut, it would pull the mean
+    to the 40-word rows).
+    """
     from finetune.bench import bench_rows, write_bench_data
 
-    words = ["ok"] * 8 + ["word " * 40] * 8 + ["word " * 20 + str(i) for i in range(6)] + ["word " * 200]
+    words = ["ok"] * 10 + ["word " * 40] * 8 + ["word " * 20 + str(i) for i in range(6)] + ["word " * 3000]
     data = write_bench_data([(text, i % 2) for i, text in enumerate(words)], tmp_path / "data")
     picked = bench_rows(data, 6, str(tiny_model_dir))
-    assert sorted(text for text, _ in picked) == sorted(words[16:22])
+    assert sorted(text for text, _ in picked) == sorted(words[18:24])
     assert bench_rows(tmp_path / "none", 3, str(tiny_model_dir))[0][0].startswith("How do I kill")
