@@ -48,25 +48,31 @@ def bench_rows(data: Path, n: int, model: str) -> list[tuple[str, int]]:
         return [ROWS[i % len(ROWS)] for i in range(n)]
     from mlx_lm.utils import load_tokenizer
 
-    from common.contract import read_contract
     from finetune.data import load_split
 
     rows = load_split(data, "train")
     tokenizer = load_tokenizer(Path(model))
-    contract = read_contract(data)
+    contract = bench_contract(data)
     counts = [len(contract.text_ids(tokenizer, text)[0]) for text, _ in rows]
     mean = sum(counts) / len(counts)
     return [rows[i] for i in sorted(range(len(rows)), key=lambda i: abs(counts[i] - mean))[:n]]
 
 
-def write_bench_data(rows: list[tuple[str, int]], out: Path) -> Path:
-    """Parquet + manifest for ours, chat JSONL (contract prompt) for mlx-lm's trainer."""
+def bench_contract(data: Path):
+    """The contract every side of the bench encodes with: the data's (as training would), else the default."""
+    from common.contract import Contract, read_contract
+
+    return read_contract(data) if (data / "manifest.json").exists() else Contract()
+
+
+def write_bench_data(rows: list[tuple[str, int]], out: Path, contract=None) -> Path:
+    """Parquet + manifest for ours, chat JSONL (contract prompt, revealed text) for mlx-lm's trainer."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from common.contract import Contract
 
-    contract = Contract()
+    contract = contract or Contract()
     out.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([{"id": str(i), "text": t, "label": y} for i, (t, y) in enumerate(rows)])
     for split in ("train", "valid"):
@@ -75,7 +81,7 @@ def write_bench_data(rows: list[tuple[str, int]], out: Path) -> Path:
     (out / "chat").mkdir(exist_ok=True)
     lines = []
     for text, label in rows:
-        messages = [{"role": "system", "content": contract.system_prompt}, {"role": "user", "content": text},
+        messages = [{"role": "system", "content": contract.system_prompt}, {"role": "user", "content": contract.user_text(text)},
                     {"role": "assistant", "content": contract.labels[label]}]  # fmt: skip
         lines.append(json.dumps({"messages": messages}))
     for split in ("train", "valid"):
@@ -156,11 +162,9 @@ def run_child(kind: str, blas: bool, params: dict) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
-def model_flops_per_step(model_dir: str, rows, batch: int, layers: int) -> tuple[float, dict]:
+def model_flops_per_step(model_dir: str, rows, batch: int, layers: int, contract) -> tuple[float, dict]:
     """FLOPs our step must do; see the formula in the returned dict."""
     from mlx_lm.utils import load_config, load_tokenizer
-
-    from common.contract import Contract
 
     cfg = load_config(Path(model_dir))
     d, f, n_layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
@@ -168,7 +172,6 @@ def model_flops_per_step(model_dir: str, rows, batch: int, layers: int) -> tuple
     head_dim = cfg.get("head_dim") or d // heads
     block = d * heads * head_dim * 2 + d * kv * head_dim * 2 + 3 * d * f  # q,o + k,v + gate,up,down
     tokenizer = load_tokenizer(Path(model_dir))
-    contract = Contract()
     prefix, after = contract.prompt_parts(tokenizer)
     suffix = sum(len(contract.text_ids(tokenizer, t)[0]) + len(after) + 2 for t, _ in rows) / len(rows)
     computed = len(prefix) + batch * suffix  # the prefix runs once per step
@@ -205,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
 
     layers = min(layers, load_config(Path(args.model))["num_hidden_layers"])  # small test models have fewer
     rows = bench_rows(args.data, batch * 16, args.model)
+    contract = bench_contract(args.data)
     with tempfile.TemporaryDirectory() as tmp:
-        data = write_bench_data(rows, Path(tmp) / "data")
+        data = write_bench_data(rows, Path(tmp) / "data", contract)
         common = {"model": args.model, "data": str(data), "batch": batch, "layers": layers, "rank": rank}
         ours = run_child("ours", True, {**common, "steps": ours_steps})
         second = {**common, "steps": ours_steps, "epochs_before": 1}
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         stock = run_child("mlx_lm", False, {**common, "steps": stock_steps})
         mlx_blas = run_child("mlx_lm", True, {**common, "steps": max(stock_steps, 3)})
     peak = gemm_gflops(seconds=1.0 if args.quick else 3.0)
-    flops, flop_info = model_flops_per_step(args.model, rows, batch, layers)
+    flops, flop_info = model_flops_per_step(args.model, rows, batch, layers, contract)
     seq = flop_info["mean_seq_tokens"]
 
     def rate(r: dict) -> float:
