@@ -34,7 +34,9 @@ def _training(train: dict) -> str:
         copies = train.get("encoded_copies") or 0
         steps += f" on {train['train_examples']:,} examples" + (f" ({copies:,} encoded copies)" if copies else "")
     if train.get("stop") == "max_seconds" and train.get("max_seconds"):
-        steps += f" (stopped by the {train['max_seconds'] / 60:.0f}-minute cap)"
+        cap = f"{train['max_seconds'] / 60:.0f}-minute cap"
+        fitted = train.get("schedule_end") == train["steps"]  # the schedule was re-planned to end within the cap
+        steps += f" (schedule fitted to the {cap})" if fitted else f" (stopped by the {cap})"
     elif train.get("stop") == "patience":
         steps += " (early stop)"
     return f"{steps}, {train['seconds'] / 60:.1f} min, {train['tokens_per_second']} tok/s"

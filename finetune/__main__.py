@@ -74,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="peak learning rate")
     train.add_argument("--rank", type=int, help="LoRA rank")
     train.add_argument("--layers", type=int, help="LoRA on the top N blocks (-1: all)")
-    train.add_argument("--max-seconds", type=float, help="stop after this much wall time (0: no limit)")
+    train.add_argument(
+        "--max-seconds",
+        type=float,
+        help="wall-time cap: a run that will not fit ends its schedule sooner (0: no limit)",
+    )
     train.add_argument("--eval-every", type=int, help="steps between validations/checkpoints")
     train.add_argument("--patience", type=int, help="stop after N validations without improvement (0: off)")
     train.add_argument("--trunk-streams", type=int, help="row slices of the frozen trunk run at once (2; 1: off)")

@@ -46,6 +46,7 @@ from finetune.data import (
     repeat_rows,
     shard,
 )
+from finetune.schedule import CHECK_EVERY, MIN_STEPS_MEASURED, Schedule, replanned_end, steps_that_fit
 from finetune.trunk import FrozenTrunk, TrunkCache, top_answer_logits
 
 log = logging.getLogger(__name__)
@@ -95,14 +96,14 @@ def lora_parameters(config: TrainConfig) -> dict:
     return params
 
 
-def make_optimizer(config: TrainConfig) -> optim.Optimizer:
-    """Adam with linear warmup then cosine decay to min_lr_ratio * learning_rate."""
-    decay_steps = max(config.iters - config.warmup, 1)
-    decay = optim.cosine_decay(config.learning_rate, decay_steps, config.learning_rate * config.min_lr_ratio)
-    if config.warmup:
-        warm = optim.linear_schedule(config.learning_rate / 10, config.learning_rate, config.warmup)
-        return optim.Adam(learning_rate=optim.join_schedules([warm, decay], [config.warmup]))
-    return optim.Adam(learning_rate=decay)
+def make_optimizer(config: TrainConfig) -> tuple[optim.Optimizer, Schedule]:
+    """Adam, and its rate schedule: linear warm-up, then cosine decay to min_lr_ratio * learning_rate.
+
+    The loop sets the rate before each update (rather than handing mlx the schedule), so that the time cap can move
+    the schedule's end (finetune/schedule.py).
+    """
+    schedule = Schedule(config.learning_rate, config.warmup, config.iters, config.min_lr_ratio)
+    return optim.Adam(learning_rate=schedule(0)), schedule
 
 
 def evaluate(model, cache: TrunkCache, examples: list[Encoded], label_ids, answer_width: int, world) -> dict:
@@ -193,10 +194,11 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     if not resume and rank == 0:
         (out / CALIBRATION).unlink(missing_ok=True)  # chosen for the old weights: stale once training starts
     layers = add_lora(model, config)
-    optimizer = make_optimizer(config)
+    optimizer, schedule = make_optimizer(config)
     optimizer.init(model.trainable_parameters())
     if state is not None:
         restore_checkpoint(out, model, optimizer)
+        schedule.load(state.get("schedule"))
         # The data order is a function of (seed, step); the MLX RNG (LoRA dropout only) is re-derived from both.
         mx.random.seed(config.seed + state["step"])
     average = WeightAverage(config.ema, model) if config.ema else None
@@ -235,6 +237,9 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     cache = make_trunk_cache(trunk, plan, train, valid, range(first, config.iters), world, config)
 
     eval_seconds = [0.0]  # the longest validation so far: the time cap keeps room for one more
+    # Each step's padded tokens (the plan is fixed), to foresee whether the steps left fit the time left.
+    step_cost = np.array([len(b) * max(len(train[i].suffix) for i in b) for b in map(plan.batch, range(config.iters))])
+    valid_cost = sum(len(e.suffix) for e in valid)
 
     def run_eval(at: int) -> bool:
         """Evaluate, keep the best adapters; return whether patience ran out."""
@@ -256,14 +261,16 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
 
     from tqdm import tqdm
 
-    bar = tqdm(total=config.iters, initial=first, desc="train", disable=rank != 0, file=sys.stderr, leave=False)
+    bar = tqdm(total=schedule.end, initial=first, desc="train", disable=rank != 0, file=sys.stderr, leave=False)
     stop_reason = "iters"
     if first == 0 and config.eval_first and run_eval(0):
         stop_reason = "patience"
     window_tokens, window_time, slowest = 0, 0.0, 0.0
+    # The time cap's measure: this process's steps after its first (warm-up) one, all of their time but validations.
+    measured_from, measured_cost, eval_spent = 0.0, 0, 0.0
     model.train()
     at = first
-    while at < config.iters and stop_reason == "iters":
+    while at < schedule.end and stop_reason == "iters":
         indices = plan.batch(at)
         global_examples = [train[i] for i in indices]
         norm = float(sum(e.answer_len for e in global_examples))
@@ -271,6 +278,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         batch = make_batch(mine, answer_width)
         tic = time.perf_counter()
         hidden = cache(batch.inputs, [e.inputs for e in mine])
+        optimizer.learning_rate = schedule(at)
         loss = step(trunk.prefix_hidden, hidden, mx.array(batch.positions), mx.array(batch.targets),
                     mx.array(batch.mask), mx.array(norm))  # fmt: skip
         at += 1
@@ -284,18 +292,44 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         metrics.write({"step": at, "loss": loss.item(), "lr": lr, "tokens": seq_tokens, "seconds": took})
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{window_tokens / window_time:.0f}")
-        # Stop early enough that the next step (as slow as the slowest so far: a batch of long texts takes ~5x a
-        # short one) and the closing validation still fit in max_seconds.
+        if at == first + 1:
+            measured_from = time.perf_counter()
+        else:
+            measured_cost += int(step_cost[at - 1])
         slowest = max(slowest, took)
+        measured = at - first - 1
+        if config.max_seconds and measured >= MIN_STEPS_MEASURED and at % CHECK_EVERY == 0 and at < schedule.end:
+            # Move the schedule's end to the last step that fits the time left (keeping room for one step as slow as
+            # the slowest), so that the decay completes instead of being cut.
+            rate = (time.perf_counter() - measured_from - eval_spent) / measured_cost  # seconds per padded token
+            seconds_left = config.max_seconds - (time.perf_counter() - started) - slowest
+            fitting = steps_that_fit(at, config.iters, step_cost, rate, config.eval_every,
+                                     eval_seconds[0] or rate * valid_cost, seconds_left)  # fmt: skip
+            end = from_rank0(replanned_end(schedule, at, fitting) or 0, world)
+            if end and end != schedule.end:
+                log.info("time cap: the schedule now ends at step %d (of %d planned), where its decay completes",
+                         end, config.iters)  # fmt: skip
+                schedule.replan(at, end)
+                bar.total = end
+                bar.refresh()
+        # Stop early enough that the next step (as slow as the slowest so far: a batch of long texts takes ~5x a
+        # short one) and the closing validation still fit in max_seconds: the safety net when the estimate is off.
         if config.max_seconds and time.perf_counter() - started + slowest + eval_seconds[0] >= config.max_seconds:
             stop_reason = "max_seconds"
-        if at % config.eval_every == 0 or at == config.iters or stop_reason != "iters":
+        if size > 1:  # every rank takes rank 0's decision, made on its own clock
+            stop_reason = "max_seconds" if from_rank0(stop_reason == "max_seconds", world) else stop_reason
+        if at % config.eval_every == 0 or at == schedule.end or stop_reason != "iters":
+            eval_tic = time.perf_counter()
             if run_eval(at):
                 stop_reason = "patience"
             progress["step"], progress["elapsed"] = at, time.perf_counter() - started
+            progress["schedule"] = schedule.state()
             if rank == 0:
                 write_checkpoint(out, model, optimizer, progress, config, average)
+            eval_spent += time.perf_counter() - eval_tic
     bar.close()
+    if stop_reason == "iters" and at < config.iters:
+        stop_reason = "max_seconds"  # the schedule was shortened to fit the cap
     elapsed = time.perf_counter() - started
     if cache.hits:
         log.info("trunk cache: %d of %d trunk passes skipped, %d inputs kept (%.0f MB)", cache.hits,
@@ -304,6 +338,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         "steps": at,
         "stop": stop_reason,
         "max_seconds": config.max_seconds,
+        "schedule_end": schedule.end,
         "train_examples": len(train),
         "encoded_copies": n_copies,
         "seconds": round(elapsed, 1),
@@ -336,6 +371,13 @@ def make_trunk_cache(trunk, plan: BatchPlan, train, valid, steps: range, world, 
                      config.trunk_cache_gb)  # fmt: skip
         keep |= {e.inputs for e in valid}
     return TrunkCache(trunk, keep, int(config.trunk_cache_gb * 2**30))
+
+
+def from_rank0(value: int, world) -> int:
+    """Rank 0's value on every rank (decisions taken on a clock must be the same everywhere)."""
+    if world.size() == 1:
+        return int(value)
+    return int(mx.distributed.all_sum(mx.array(int(value) if world.rank() == 0 else 0), stream=mx.cpu).item())
 
 
 def sum_across(grads):
