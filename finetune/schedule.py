@@ -14,9 +14,15 @@ import mlx.optimizers as optim
 import numpy as np
 
 CHECK_EVERY = 10  # steps between checks of the time left; cheap, and enough to follow a machine's speed
-# Steps timed before the first check: on the default run the time per token of the first 20-30 steps is 25-35% above
-# the run's mean (allocator warm-up), of the first 100 about 3%.
-MIN_STEPS_MEASURED = 100
+# The measure of a machine's speed leaves out a process's first steps, which run 25-35% slower per token than the
+# run's mean (allocator warm-up: on the default run, the first 20), and needs this many steps after them before the
+# first check: steps 20-80 of two default runs came within 1% of their run's mean, steps 20-110 within 4%.
+UNMEASURED_STEPS = 20
+MIN_STEPS_MEASURED = 60
+# A validation before one has been timed: its tokens at this share of a training step's time per token (forward only:
+# 30 block passes against a step's ~42, the trained blocks' backward counting 1.5 forwards; the default run's first
+# validation took 0.75 of the estimate from its tokens, later ones less, their frozen blocks cached).
+VALIDATION_SHARE = 0.75
 # Re-plan only when the cap would cut more than this share of the steps left: the last few percent of a cosine decay
 # run at its floor (at 95% of the decay the rate is within 0.6% of it), so losing them costs nothing, and a run that
 # nearly fits keeps the fixed schedule exactly (the stop rule in train.py ends it).

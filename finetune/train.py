@@ -46,7 +46,15 @@ from finetune.data import (
     repeat_rows,
     shard,
 )
-from finetune.schedule import CHECK_EVERY, MIN_STEPS_MEASURED, Schedule, replanned_end, steps_that_fit
+from finetune.schedule import (
+    CHECK_EVERY,
+    MIN_STEPS_MEASURED,
+    UNMEASURED_STEPS,
+    VALIDATION_SHARE,
+    Schedule,
+    replanned_end,
+    steps_that_fit,
+)
 from finetune.trunk import FrozenTrunk, TrunkCache, top_answer_logits
 
 log = logging.getLogger(__name__)
@@ -236,7 +244,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     first = progress["step"]
     cache = make_trunk_cache(trunk, plan, train, valid, range(first, config.iters), world, config)
 
-    eval_seconds = [0.0]  # the longest validation so far: the time cap keeps room for one more
+    eval_seconds = [0.0, 0.0]  # the longest validation so far (the stop rule keeps room for one more), the last one
     # Each step's padded tokens (the plan is fixed), to foresee whether the steps left fit the time left.
     step_cost = np.array([len(b) * max(len(train[i].suffix) for i in b) for b in map(plan.batch, range(config.iters))])
     valid_cost = sum(len(e.suffix) for e in valid)
@@ -246,7 +254,8 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         tic = time.perf_counter()
         with average.swapped_in(model) if average else nullcontext():  # with EMA on, the average is what is kept
             result = evaluate(model, cache, valid, label_ids, answer_width, world)
-            eval_seconds[0] = max(eval_seconds[0], time.perf_counter() - tic)
+            eval_seconds[1] = time.perf_counter() - tic
+            eval_seconds[0] = max(eval_seconds[0], eval_seconds[1])
             better = is_better(result, progress["best"], config.select_by)
             if better:
                 progress.update(best=result, best_step=at, bad_evals=0)
@@ -266,7 +275,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     if first == 0 and config.eval_first and run_eval(0):
         stop_reason = "patience"
     window_tokens, window_time, slowest = 0, 0.0, 0.0
-    # The time cap's measure: this process's steps after its first (warm-up) one, all of their time but validations.
+    # The time cap's measure: this process's steps after its first (warm-up) ones, all of their time but validations.
     measured_from, measured_cost, eval_spent = 0.0, 0, 0.0
     model.train()
     at = first
@@ -292,23 +301,27 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         metrics.write({"step": at, "loss": loss.item(), "lr": lr, "tokens": seq_tokens, "seconds": took})
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{window_tokens / window_time:.0f}")
-        if at == first + 1:
-            measured_from = time.perf_counter()
-        else:
+        if at == first + UNMEASURED_STEPS:
+            measured_from, eval_spent = time.perf_counter(), 0.0
+        elif at > first + UNMEASURED_STEPS:
             measured_cost += int(step_cost[at - 1])
         slowest = max(slowest, took)
-        measured = at - first - 1
+        measured = at - first - UNMEASURED_STEPS
         if config.max_seconds and measured >= MIN_STEPS_MEASURED and at % CHECK_EVERY == 0 and at < schedule.end:
-            # Move the schedule's end to the last step that fits the time left (keeping room for one step as slow as
-            # the slowest), so that the decay completes instead of being cut.
+            # Move the schedule's end to the last step that fits the time left, so that the decay completes instead
+            # of being cut. Validations cost what the last one did (the first also runs the frozen blocks, which the
+            # trunk cache then keeps).
             rate = (time.perf_counter() - measured_from - eval_spent) / measured_cost  # seconds per padded token
-            seconds_left = config.max_seconds - (time.perf_counter() - started) - slowest
-            fitting = steps_that_fit(at, config.iters, step_cost, rate, config.eval_every,
-                                     eval_seconds[0] or rate * valid_cost, seconds_left)  # fmt: skip
+            seconds_left = config.max_seconds - (time.perf_counter() - started)
+            validation = eval_seconds[1] or VALIDATION_SHARE * rate * valid_cost
+            fitting = steps_that_fit(at, config.iters, step_cost, rate, config.eval_every, validation, seconds_left)
             end = from_rank0(replanned_end(schedule, at, fitting) or 0, world)
             if end and end != schedule.end:
-                log.info("time cap: the schedule now ends at step %d (of %d planned), where its decay completes",
-                         end, config.iters)  # fmt: skip
+                log.info(
+                    "time cap: at step %d, %.0f s left (%.2f ms per padded token, %.0f s per validation): the schedule"
+                    " now ends at step %d of %d, where its decay completes",
+                    at, seconds_left, 1000 * rate, validation, end, config.iters,
+                )  # fmt: skip
                 schedule.replan(at, end)
                 bar.total = end
                 bar.refresh()
