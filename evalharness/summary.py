@@ -8,6 +8,7 @@ Every figure is read from a file a stage wrote in this run; a missing file is sh
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ def _training(train: dict) -> str:
         steps += f" on {train['train_examples']:,} examples" + (f" ({copies:,} encoded copies)" if copies else "")
     if train.get("stop") == "max_seconds" and train.get("max_seconds"):
         cap = f"{train['max_seconds'] / 60:.0f}-minute cap"
-        fitted = train.get("schedule_end") == train["steps"]  # the schedule was re-planned to end within the cap
+        fitted = train.get("schedule_end", math.inf) < train.get("iters", 0)  # re-planned to end within the cap
         steps += f" (schedule fitted to the {cap})" if fitted else f" (stopped by the {cap})"
     elif train.get("stop") == "patience":
         steps += " (early stop)"

@@ -351,6 +351,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         "steps": at,
         "stop": stop_reason,
         "max_seconds": config.max_seconds,
+        "iters": config.iters,
         "schedule_end": schedule.end,
         "train_examples": len(train),
         "encoded_copies": n_copies,

@@ -56,7 +56,7 @@ def test_summary_training_row_names_copies_and_the_cap(tmp_path):
     rows = {what: measured for what, measured, _ in summary_rows(tmp_path)}
     expected = "673 steps on 12,674 examples (400 encoded copies) (stopped by the 43-minute cap), 44.7 min, 470.4 tok/s"
     assert rows["training"] == expected
-    _write(tmp_path / "model/adapters/train_summary.json", {**train, "schedule_end": 673})
+    _write(tmp_path / "model/adapters/train_summary.json", {**train, "iters": 690, "schedule_end": 676})
     rows = {what: measured for what, measured, _ in summary_rows(tmp_path)}
     assert "(400 encoded copies) (schedule fitted to the 43-minute cap), 44.7 min" in rows["training"]
     _write(tmp_path / "model/adapters/train_summary.json", {**train, "stop": "iters", "encoded_copies": 0})
