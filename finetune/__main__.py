@@ -26,6 +26,7 @@ TRAIN_FLAGS = {
     "rank": "rank",
     "layers": "layers",
     "max_seconds": "max_seconds",
+    "fit_schedule": "fit_schedule",
     "eval_every": "eval_every",
     "patience": "patience",
     "trunk_streams": "trunk_streams",
@@ -74,10 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="peak learning rate")
     train.add_argument("--rank", type=int, help="LoRA rank")
     train.add_argument("--layers", type=int, help="LoRA on the top N blocks (-1: all)")
+    train.add_argument("--max-seconds", type=float, help="stop after this much wall time (0: no limit)")
     train.add_argument(
-        "--max-seconds",
-        type=float,
-        help="wall-time cap: a run that will not fit ends its schedule sooner (0: no limit)",
+        "--fit-schedule",
+        action=argparse.BooleanOptionalAction,
+        help="when the steps left will not fit --max-seconds, end the rate's decay sooner instead of cutting it",
     )
     train.add_argument("--eval-every", type=int, help="steps between validations/checkpoints")
     train.add_argument("--patience", type=int, help="stop after N validations without improvement (0: off)")

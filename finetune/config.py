@@ -46,6 +46,7 @@ class TrainConfig:
     layers: int = 8
     keys: tuple[str, ...] = ()
     max_seconds: float = 2580.0
+    fit_schedule: bool = False
     eval_every: int = 230
     eval_samples: int = 256
     eval_first: bool = False

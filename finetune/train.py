@@ -307,7 +307,8 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
             measured_cost += int(step_cost[at - 1])
         slowest = max(slowest, took)
         measured = at - first - UNMEASURED_STEPS
-        if config.max_seconds and measured >= MIN_STEPS_MEASURED and at % CHECK_EVERY == 0 and at < schedule.end:
+        check = config.fit_schedule and config.max_seconds and at % CHECK_EVERY == 0 and at < schedule.end
+        if check and measured >= MIN_STEPS_MEASURED:
             # Move the schedule's end to the last step that fits the time left, so that the decay completes instead
             # of being cut. Validations cost what the last one did (the first also runs the frozen blocks, which the
             # trunk cache then keeps).

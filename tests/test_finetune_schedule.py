@@ -97,7 +97,7 @@ def test_time_cap_shortens_the_schedule_to_finish_its_decay(tiny_model_dir, tmp_
     data = make_data(tmp_path / "data")
     overrides = dict(model=str(tiny_model_dir), data=data, adapters=tmp_path / "capped", iters=3000, batch_size=8,
                      layers=1, learning_rate=1e-2, warmup=2, min_lr_ratio=0.1, eval_every=100000, eval_samples=16,
-                     max_seconds=20)  # fmt: skip
+                     max_seconds=20, fit_schedule=True)  # fmt: skip
     summary = train.run_training(resolve_config(TrainConfig, ROOT / "finetune/default.yaml", overrides))
     assert summary["stop"] == "max_seconds" and summary["schedule_end"] < 3000
     # It ends by the plan, or by the stop rule a few steps before it: this clock gives every step the same time, where
