@@ -53,9 +53,7 @@ class Schedule:
         """The rate for the update that follows `step` completed steps (what mlx's scheduled optimizers use)."""
         if self.anchor is None or step < self.anchor[0]:
             return self._fixed(mx.array(step, dtype=mx.uint64))
-        start, position = self.anchor
-        position += (step - start) * (self.decay_steps - position) / max(self.end - start, 1)
-        return self._decay(mx.array(min(position, self.decay_steps), dtype=mx.float32))
+        return self._decay(mx.array(min(self.decay_position(step), self.decay_steps), dtype=mx.float32))
 
     def decay_position(self, step: int) -> float:
         if self.anchor is None or step < self.anchor[0]:

@@ -245,9 +245,12 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     cache = make_trunk_cache(trunk, plan, train, valid, range(first, config.iters), world, config)
 
     eval_seconds = [0.0, 0.0]  # the longest validation so far (the stop rule keeps room for one more), the last one
-    # Each step's padded tokens (the plan is fixed), to foresee whether the steps left fit the time left.
-    step_cost = np.array([len(b) * max(len(train[i].suffix) for i in b) for b in map(plan.batch, range(config.iters))])
-    valid_cost = sum(len(e.suffix) for e in valid)
+    fit = config.fit_schedule and config.max_seconds > 0
+    if fit:  # each step's padded tokens (the plan is fixed), to foresee whether the steps left fit the time left
+        step_cost = np.array(
+            [len(b) * max(len(train[i].suffix) for i in b) for b in map(plan.batch, range(config.iters))]
+        )
+        valid_cost = sum(len(e.suffix) for e in valid)
 
     def run_eval(at: int) -> bool:
         """Evaluate, keep the best adapters; return whether patience ran out."""
@@ -303,12 +306,11 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{window_tokens / window_time:.0f}")
         if at == first + UNMEASURED_STEPS:
             measured_from, eval_spent = time.perf_counter(), 0.0
-        elif at > first + UNMEASURED_STEPS:
+        elif fit and at > first + UNMEASURED_STEPS:
             measured_cost += int(step_cost[at - 1])
         slowest = max(slowest, took)
         measured = at - first - UNMEASURED_STEPS
-        check = config.fit_schedule and config.max_seconds and at % CHECK_EVERY == 0 and at < schedule.end
-        if check and measured >= MIN_STEPS_MEASURED:
+        if fit and measured >= MIN_STEPS_MEASURED and at % CHECK_EVERY == 0 and at < schedule.end:
             # Move the schedule's end to the last step that fits the time left, so that the decay completes instead
             # of being cut. Validations cost what the last one did (the first also runs the frozen blocks, which the
             # trunk cache then keeps).
@@ -330,7 +332,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         # short one) and the closing validation still fit in max_seconds: the safety net when the estimate is off.
         if config.max_seconds and time.perf_counter() - started + slowest + eval_seconds[0] >= config.max_seconds:
             stop_reason = "max_seconds"
-        if size > 1:  # every rank takes rank 0's decision, made on its own clock
+        if size > 1 and config.max_seconds:  # every rank takes rank 0's decision, made on its own clock
             stop_reason = "max_seconds" if from_rank0(stop_reason == "max_seconds", world) else stop_reason
         if at % config.eval_every == 0 or at == schedule.end or stop_reason != "iters":
             eval_tic = time.perf_counter()
