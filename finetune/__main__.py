@@ -29,6 +29,7 @@ TRAIN_FLAGS = {
     "fit_schedule": "fit_schedule",
     "eval_every": "eval_every",
     "patience": "patience",
+    "select_margin": "select_margin",
     "trunk_streams": "trunk_streams",
     "trunk_cache_gb": "trunk_cache_gb",
     "seed": "seed",
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--eval-every", type=int, help="steps between validations/checkpoints")
     train.add_argument("--patience", type=int, help="stop after N validations without improvement (0: off)")
+    train.add_argument("--select-margin", type=float, metavar="SE",
+                       help="keep the newest weights unless an earlier checkpoint's validation loss is lower by more "
+                       "than SE paired standard errors (2; 0: keep the lowest loss)")  # fmt: skip
     train.add_argument("--trunk-streams", type=int, help="row slices of the frozen trunk run at once (2; 1: off)")
     train.add_argument("--trunk-cache-gb", type=float,
                        help="memory for the frozen trunk's output of inputs read again, skipping ~40%% of those steps (4; 0: off)")  # fmt: skip

@@ -52,6 +52,7 @@ class TrainConfig:
     eval_first: bool = False
     patience: int = 0
     select_by: str = "loss"
+    select_margin: float = 2.0
     pool_batches: int = 32
     balance_labels: bool = False
     repeat: str = ""
@@ -73,6 +74,10 @@ class TrainConfig:
             raise ValueError(f"train config: layers must be -1 (all) or at least 1, not {self.layers}")
         if self.select_by not in ("loss", "accuracy"):
             raise ValueError(f"train config: select_by must be 'loss' or 'accuracy', not {self.select_by!r}")
+        if not self.select_margin >= 0:
+            raise ValueError(
+                f"train config: select_margin must be 0 (keep the lowest loss) or more, not {self.select_margin}"
+            )
         if not 0 <= self.ema < 1:
             raise ValueError(f"train config: ema must be 0 (off) or a decay in (0, 1) such as 0.99, not {self.ema}")
         if not 0 <= self.min_lr_ratio <= 1 or self.warmup < 0 or self.patience < 0 or self.max_seconds < 0:

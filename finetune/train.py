@@ -55,6 +55,7 @@ from finetune.schedule import (
     replanned_end,
     steps_that_fit,
 )
+from finetune.selection import is_better, keeps_newer
 from finetune.trunk import FrozenTrunk, TrunkCache, top_answer_logits
 
 log = logging.getLogger(__name__)
@@ -114,29 +115,34 @@ def make_optimizer(config: TrainConfig) -> tuple[optim.Optimizer, Schedule]:
     return optim.Adam(learning_rate=schedule(0)), schedule
 
 
-def evaluate(model, cache: TrunkCache, examples: list[Encoded], label_ids, answer_width: int, world) -> dict:
-    """Loss per answer token and label accuracy (argmax of the two label tokens) over this rank's shard, summed."""
+def evaluate(model, cache: TrunkCache, examples: list[Encoded], label_ids, answer_width: int, world):
+    """Loss per answer token and label accuracy (argmax of the two label tokens) over this rank's shard, summed;
+    and each row's summed answer loss (every rank gets all rows), for the paired choice of weights to keep."""
     model.eval()
     trunk = cache.trunk
     mine = shard(np.argsort([len(e.suffix) for e in examples], kind="stable"), world.rank(), world.size())
     totals = mx.zeros((3,))  # loss sum, answer tokens, correct
+    rows = np.zeros(len(examples), np.float32)
     labels_idx = mx.array(label_ids)
     for start in range(0, len(mine), 32):
-        chunk = [examples[i] for i in mine[start : start + 32]]
+        idx = mine[start : start + 32]
+        chunk = [examples[i] for i in idx]
         batch = make_batch(chunk, answer_width)
         hidden = cache(batch.inputs, [e.inputs for e in chunk])
         logits = top_answer_logits(model, len(trunk.blocks), trunk.prefix_hidden, hidden, mx.array(batch.positions))
         mask = mx.array(batch.mask)
-        ce = (nn.losses.cross_entropy(logits, mx.array(batch.targets)) * mask).sum()
+        row_ce = (nn.losses.cross_entropy(logits, mx.array(batch.targets)) * mask).sum(axis=1)
         pred = mx.argmax(logits[:, 0, :][:, labels_idx], axis=-1)
         correct = (pred == mx.array(batch.labels)).sum()
-        totals = totals + mx.stack([ce, mask.sum(), correct.astype(mx.float32)])
-        mx.eval(totals)
+        totals = totals + mx.stack([row_ce.sum(), mask.sum(), correct.astype(mx.float32)])
+        mx.eval(totals, row_ce)
+        rows[idx] = np.array(row_ce)
     if world.size() > 1:
         totals = mx.distributed.all_sum(totals, stream=mx.cpu)
+        rows = np.array(mx.distributed.all_sum(mx.array(rows), stream=mx.cpu))  # zeros outside each rank's shard
     loss_sum, tokens, correct = totals.tolist()
     model.train()
-    return {"val_loss": loss_sum / max(tokens, 1), "val_accuracy": correct / len(examples)}
+    return {"val_loss": loss_sum / max(tokens, 1), "val_accuracy": correct / len(examples)}, rows
 
 
 def prepare(config: TrainConfig):
@@ -253,22 +259,31 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         valid_cost = sum(len(e.suffix) for e in valid)
 
     def run_eval(at: int) -> bool:
-        """Evaluate, keep the best adapters; return whether patience ran out."""
+        """Evaluate, keep the newest adapters unless the kept ones are measurably better (finetune/selection.py);
+        return whether patience ran out (evaluations without a new lowest loss)."""
         tic = time.perf_counter()
         with average.swapped_in(model) if average else nullcontext():  # with EMA on, the average is what is kept
-            result = evaluate(model, cache, valid, label_ids, answer_width, world)
+            result, rows = evaluate(model, cache, valid, label_ids, answer_width, world)
             eval_seconds[1] = time.perf_counter() - tic
             eval_seconds[0] = max(eval_seconds[0], eval_seconds[1])
-            better = is_better(result, progress["best"], config.select_by)
-            if better:
-                progress.update(best=result, best_step=at, bad_evals=0)
+            kept, kept_step = progress["best"], progress["best_step"]
+            keep = keeps_newer(result, rows, kept, progress.get("best_rows"), config.select_by, config.select_margin)
+            if keep:
+                progress.update(best=result, best_step=at, best_rows=rows.tolist())
                 if rank == 0:
                     save_adapters(model, out / ADAPTERS)
+            lowest = progress.get("lowest", kept)  # a checkpoint from before "lowest" was saved kept the lowest
+            if is_better(result, lowest, config.select_by):
+                progress.update(lowest=result, bad_evals=0)
             else:
                 progress["bad_evals"] += 1
-        metrics.write({"step": at, **result, "best": better, "elapsed": time.perf_counter() - started})
-        log.info("step %d: val_loss %.4f val_accuracy %.4f%s", at, result["val_loss"], result["val_accuracy"],
-                 " (best)" if better else "")  # fmt: skip
+        metrics.write({"step": at, **result, "best": keep, "elapsed": time.perf_counter() - started})
+        note = ""
+        if keep and kept is not None and not is_better(result, kept, config.select_by):
+            note = f" (kept: within {config.select_margin:g} standard errors of step {kept_step}'s)"
+        elif keep:
+            note = " (best)"
+        log.info("step %d: val_loss %.4f val_accuracy %.4f%s", at, result["val_loss"], result["val_accuracy"], note)
         return config.patience > 0 and progress["bad_evals"] >= config.patience
 
     from tqdm import tqdm
@@ -406,16 +421,6 @@ def sum_across(grads):
         pieces.append((name, joined[offset : offset + g.size].reshape(g.shape)))
         offset += g.size
     return tree_unflatten(pieces)
-
-
-def is_better(result: dict, best: dict | None, select_by: str) -> bool:
-    """Lower loss (or higher accuracy, loss breaking ties) than the best so far."""
-    if best is None:
-        return True
-    if select_by == "accuracy":
-        key = (result["val_accuracy"], -result["val_loss"])
-        return key > (best["val_accuracy"], -best["val_loss"])
-    return result["val_loss"] < best["val_loss"]
 
 
 def save_adapters(model, path: Path) -> None:
