@@ -29,7 +29,8 @@ def _num(value, digits: int = 4) -> str:
 
 
 def _training(train: dict) -> str:
-    """Steps, time and speed; the examples when recorded, and why it stopped when not at `iters`."""
+    """Steps, time and speed; the examples when recorded, why it stopped when not at `iters`, and which weights were
+    kept when not the last."""
     steps = f"{train['steps']} steps"
     if train.get("train_examples"):
         copies = train.get("encoded_copies") or 0
@@ -40,6 +41,8 @@ def _training(train: dict) -> str:
         steps += f" (schedule fitted to the {cap})" if fitted else f" (stopped by the {cap})"
     elif train.get("stop") == "patience":
         steps += " (early stop)"
+    if train.get("best_step") and train["best_step"] != train["steps"]:  # validation kept earlier weights
+        steps += f", step {train['best_step']}'s weights kept"
     return f"{steps}, {train['seconds'] / 60:.1f} min, {train['tokens_per_second']} tok/s"
 
 

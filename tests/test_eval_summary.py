@@ -62,3 +62,6 @@ def test_summary_training_row_names_copies_and_the_cap(tmp_path):
     _write(tmp_path / "model/adapters/train_summary.json", {**train, "stop": "iters", "encoded_copies": 0})
     rows = {what: measured for what, measured, _ in summary_rows(tmp_path)}
     assert rows["training"] == "673 steps on 12,674 examples, 44.7 min, 470.4 tok/s"
+    _write(tmp_path / "model/adapters/train_summary.json", {**train, "best_step": 460})
+    rows = {what: measured for what, measured, _ in summary_rows(tmp_path)}
+    assert rows["training"].endswith("(stopped by the 43-minute cap), step 460's weights kept, 44.7 min, 470.4 tok/s")
